@@ -1,0 +1,320 @@
+"""The REST gateway: `create_app(settings)` builds the aiohttp application."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from skiplock.api import openapi, store
+from skiplock.api.problems import FieldError, Problem, invalid, not_found
+from skiplock.api.validation import validate_batch, validate_create, validate_patch
+from skiplock.common import db, logs, timeutil
+from skiplock.common.config import ApiSettings
+
+log = logs.get("skiplock.api")
+
+SETTINGS = web.AppKey("settings", ApiSettings)
+POOL = web.AppKey("pool", asyncpg.Pool)
+METRICS = web.AppKey("metrics", dict)
+REGISTRY = web.AppKey("registry", CollectorRegistry)
+
+RUN_STATES = ("pending", "running", "succeeded", "failed", "cancelled", "skipped")
+TASK_STATES = tuple(store.STATE_FILTERS)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(text=json.dumps(data), status=status, content_type="application/json",
+                        headers=headers)
+
+
+def _db_down(exc: BaseException) -> Problem:
+    return Problem(503, "Database unavailable",
+                   f"the database cannot be reached ({type(exc).__name__}); retry shortly",
+                   headers={"Retry-After": "2"})
+
+
+@web.middleware
+async def problems_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
+    metrics = request.app[METRICS]
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except Problem as p:
+        status = p.status
+        return p.response()
+    except web.HTTPRequestEntityTooLarge as exc:
+        status = 413
+        return Problem(413, "Request too large", exc.text or "the body exceeds the limit").response()
+    except web.HTTPException as exc:
+        status = exc.status
+        if exc.status < 400:
+            raise
+        return Problem(exc.status, exc.reason, exc.text or exc.reason).response()
+    except db.TRANSIENT_ERRORS as exc:
+        status = 503
+        log.warning("database_unavailable", error=str(exc), path=request.path)
+        return _db_down(exc).response()
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("request_failed", path=request.path, method=request.method)
+        return Problem(500, "Internal error", "the server failed; the error is logged").response()
+    finally:
+        metrics["requests"].labels(request.method, route, str(status)).inc()
+        metrics["latency"].labels(request.method, route).observe(time.perf_counter() - started)
+
+
+def auth_middleware(token: str | None) -> Any:
+    @web.middleware
+    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if token and request.path.startswith("/api/") and request.path != "/api/healthz":
+            if request.headers.get("Authorization", "") != f"Bearer {token}":
+                raise Problem(401, "Unauthorized", "send Authorization: Bearer <SKIPLOCK_API_TOKEN>",
+                              headers={"WWW-Authenticate": "Bearer"})
+        return await handler(request)
+
+    return check
+
+
+async def _body(request: web.Request) -> Any:
+    if not request.can_read_body:
+        raise invalid([FieldError("body", "a JSON body is required")])
+    try:
+        return await request.json(loads=json.loads)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise invalid([FieldError("body", f"is not valid JSON: {exc}")]) from None
+
+
+def _uuid(request: web.Request, name: str = "id") -> uuid.UUID:
+    try:
+        return uuid.UUID(request.match_info[name])
+    except ValueError:
+        raise not_found(f"{name.replace('_', ' ')} {request.match_info[name]!r}") from None
+
+
+def _limit(request: web.Request) -> int:
+    raw = request.query.get("limit", "50")
+    if not raw.isdigit() or not 1 <= int(raw) <= 500:
+        raise invalid([FieldError("limit", "must be an integer from 1 to 500")])
+    return int(raw)
+
+
+def _choice(request: web.Request, name: str, allowed: tuple[str, ...]) -> str | None:
+    value = request.query.get(name)
+    if value is not None and value not in allowed:
+        raise invalid([FieldError(name, f"must be one of {', '.join(allowed)}")])
+    return value
+
+
+def _cursor(request: web.Request) -> str | None:
+    cursor = request.query.get("cursor")
+    if cursor:
+        try:
+            store.decode_cursor(cursor)
+        except ValueError as exc:
+            raise invalid([FieldError("cursor", str(exc))]) from None
+    return cursor or None
+
+
+def _check_query(request: web.Request, allowed: set[str]) -> None:
+    unknown = [k for k in request.query if k not in allowed]
+    if unknown:
+        raise invalid([FieldError(k, "is not a known query parameter") for k in unknown])
+
+
+# ---- tasks ----
+
+async def create_task(request: web.Request) -> web.Response:
+    body = await _body(request)
+    spec, errors = validate_create(body, header_key=request.headers.get("Idempotency-Key"))
+    if spec is None:
+        raise invalid(errors)
+    [(task, created)] = await store.create_tasks(request.app[POOL], [spec], timeutil.utcnow())
+    request.app[METRICS]["created"].inc(1 if created else 0)
+    return _json(task, status=201 if created else 200,
+                 headers={"Location": f"/api/tasks/{task['id']}"})
+
+
+async def create_batch(request: web.Request) -> web.Response:
+    specs, errors = validate_batch(await _body(request))
+    if errors:
+        raise invalid(errors)
+    results = await store.create_tasks(request.app[POOL], specs, timeutil.utcnow())
+    request.app[METRICS]["created"].inc(sum(1 for _, c in results if c))
+    return _json({"tasks": [t for t, _ in results]}, status=201)
+
+
+async def list_tasks(request: web.Request) -> web.Response:
+    _check_query(request, {"state", "type", "queue", "name", "limit", "cursor"})
+    page = await store.list_tasks(
+        request.app[POOL], state=_choice(request, "state", TASK_STATES),
+        type_=request.query.get("type"), queue=request.query.get("queue"),
+        name=request.query.get("name"), limit=_limit(request), cursor=_cursor(request))
+    return _json({"tasks": page.items, "next_cursor": page.next_cursor})
+
+
+async def get_task(request: web.Request) -> web.Response:
+    task = await store.get_task(request.app[POOL], _uuid(request))
+    if task is None:
+        raise not_found("task with that id")
+    return _json(task)
+
+
+def _task_action(fn: Callable[..., Awaitable[dict[str, Any] | None]], status: int = 200) -> Handler:
+    async def handler(request: web.Request) -> web.Response:
+        try:
+            result = await fn(request.app[POOL], _uuid(request), timeutil.utcnow())
+        except store.Conflict as exc:
+            raise Problem(409, "Conflict", str(exc)) from None
+        if result is None:
+            raise not_found("task with that id")
+        return _json(result, status=status)
+
+    return handler
+
+
+async def patch_task(request: web.Request) -> web.Response:
+    body = await _body(request)
+
+    def validate(b: Any, type_: str, cron: str | None) -> dict[str, Any]:
+        changes, errors = validate_patch(b, type_, cron)
+        if errors:
+            raise invalid(errors)
+        return changes
+
+    try:
+        task = await store.patch_task(request.app[POOL], _uuid(request), body, timeutil.utcnow(), validate)
+    except store.Conflict as exc:
+        raise Problem(409, "Conflict", str(exc)) from None
+    if task is None:
+        raise not_found("task with that id")
+    return _json(task)
+
+
+async def task_runs(request: web.Request) -> web.Response:
+    _check_query(request, {"state", "limit", "cursor"})
+    task_id = _uuid(request)
+    page = await store.list_runs(request.app[POOL], state=_choice(request, "state", RUN_STATES),
+                                 type_=None, task_id=task_id, worker_id=None,
+                                 limit=_limit(request), cursor=_cursor(request))
+    if not page.items and await store.get_task(request.app[POOL], task_id) is None:
+        raise not_found("task with that id")
+    return _json({"runs": page.items, "next_cursor": page.next_cursor})
+
+
+# ---- runs, workers, health ----
+
+async def list_runs(request: web.Request) -> web.Response:
+    _check_query(request, {"state", "type", "task_id", "worker_id", "limit", "cursor"})
+    task_id = None
+    if request.query.get("task_id"):
+        try:
+            task_id = uuid.UUID(request.query["task_id"])
+        except ValueError:
+            raise invalid([FieldError("task_id", "must be a task id (UUID)")]) from None
+    page = await store.list_runs(request.app[POOL], state=_choice(request, "state", RUN_STATES),
+                                 type_=request.query.get("type"), task_id=task_id,
+                                 worker_id=request.query.get("worker_id"),
+                                 limit=_limit(request), cursor=_cursor(request))
+    return _json({"runs": page.items, "next_cursor": page.next_cursor})
+
+
+async def get_run(request: web.Request) -> web.Response:
+    run = await store.get_run(request.app[POOL], _uuid(request))
+    if run is None:
+        raise not_found("run with that id")
+    return _json(run)
+
+
+async def list_workers(request: web.Request) -> web.Response:
+    workers = await store.list_workers(request.app[POOL], timeutil.utcnow(),
+                                       request.app[SETTINGS].lease_s)
+    return _json({"workers": workers})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    try:
+        async with asyncio.timeout(2):
+            await request.app[POOL].fetchval("SELECT 1")
+    except (*db.TRANSIENT_ERRORS, TimeoutError) as exc:
+        return _json({"status": "unavailable", "database": f"unreachable: {type(exc).__name__}: {exc}"},
+                     status=503, headers={"Retry-After": "2"})
+    return _json({"status": "ok", "database": "ok"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    return web.Response(body=generate_latest(request.app[REGISTRY]),
+                        headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def openapi_json(request: web.Request) -> web.Response:
+    return _json(openapi.spec())
+
+
+def _metrics(registry: CollectorRegistry) -> dict[str, Any]:
+    return {
+        "requests": Counter("skiplock_api_requests_total", "API requests",
+                            ["method", "route", "status"], registry=registry),
+        "latency": Histogram("skiplock_api_request_seconds", "API request latency",
+                             ["method", "route"], registry=registry),
+        "created": Counter("skiplock_tasks_created_total", "Tasks created", registry=registry),
+    }
+
+
+def create_app(settings: ApiSettings, pool: asyncpg.Pool | None = None) -> web.Application:
+    """The application. Pass `pool` to share one (tests); else it is made and closed here."""
+    app = web.Application(
+        middlewares=[problems_middleware, auth_middleware(settings.api_token)],
+        client_max_size=settings.max_body_bytes,
+    )
+    app[SETTINGS] = settings
+    registry = CollectorRegistry()
+    app[REGISTRY] = registry
+    app[METRICS] = _metrics(registry)
+
+    async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
+        if pool is not None:
+            app[POOL] = pool
+            yield
+            return
+        await db.wait_for_database(settings.database_url)
+        app[POOL] = await db.create_pool(settings.database_url, min_size=2, max_size=10,
+                                         application_name="skiplock-api")
+        yield
+        await app[POOL].close()
+
+    app.cleanup_ctx.append(pool_ctx)
+    r = app.router
+    r.add_post("/api/tasks", create_task)
+    r.add_post("/api/tasks/batch", create_batch)
+    r.add_get("/api/tasks", list_tasks)
+    r.add_get("/api/tasks/{id}", get_task)
+    r.add_patch("/api/tasks/{id}", patch_task)
+    r.add_delete("/api/tasks/{id}", _task_action(store.cancel_task))
+    r.add_post("/api/tasks/{id}/pause", _task_action(store.pause_task))
+    r.add_post("/api/tasks/{id}/resume", _task_action(store.resume_task))
+    r.add_post("/api/tasks/{id}/trigger", _task_action(store.trigger_task, status=201))
+    r.add_get("/api/tasks/{id}/runs", task_runs)
+    r.add_get("/api/runs", list_runs)
+    r.add_get("/api/runs/{id}", get_run)
+    r.add_get("/api/workers", list_workers)
+    r.add_get("/api/healthz", healthz)
+    r.add_get("/api/openapi.json", openapi_json)
+    r.add_get("/metrics", metrics)
+    openapi.add_docs_routes(app)
+    return app

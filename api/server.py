@@ -1,0 +1,34 @@
+"""Run the API process: migrations, then aiohttp until SIGTERM (in-flight requests finish)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+from aiohttp import web
+
+from skiplock.api.app import create_app
+from skiplock.common import db, logs
+from skiplock.common.config import ApiSettings, parse_addr
+
+log = logs.get("skiplock.api")
+
+
+async def run_api(settings: ApiSettings, *, migrate: bool = True) -> None:
+    await db.wait_for_database(settings.database_url, deadline_s=120)
+    if migrate:
+        await db.migrate(settings.database_url)
+    app = create_app(settings)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=10)
+    await runner.setup()
+    host, port = parse_addr(settings.api_addr, "SKIPLOCK_API_ADDR")
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    log.info("api_listening", url=f"http://{host}:{port}", docs=f"http://{host}:{port}/docs")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("api_stopping")
+    await runner.cleanup()

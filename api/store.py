@@ -1,0 +1,242 @@
+"""The API's reads and writes. Every write that a coordinator must hear about NOTIFYs in
+the same transaction (see sql/queries.sql)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from skiplock.api.validation import TaskSpec
+from skiplock.api.views import decode_cursor, encode_cursor, run_view, task_view
+from skiplock.common import timeutil
+from skiplock.common.runs import NewRun, insert_runs
+from skiplock.common.states import TaskStatus
+from skiplock.sql import query
+
+
+class Conflict(Exception):
+    pass
+
+
+@dataclass
+class Page:
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+def _spec_record(spec: TaskSpec, task_id: uuid.UUID) -> dict[str, Any]:
+    return {
+        "id": str(task_id), "name": spec.name, "type": spec.type, "payload": spec.payload,
+        "queue": spec.queue, "priority": spec.priority,
+        "run_at": timeutil.iso(spec.run_at), "cron": spec.cron, "timezone": spec.timezone,
+        "catch_up": spec.catch_up, "overlap": spec.overlap, "max_attempts": spec.max_attempts,
+        "timeout_s": spec.timeout_s, "retry_backoff_s": spec.retry_backoff_s,
+        "retry_backoff_max_s": spec.retry_backoff_max_s, "retry_jitter": spec.retry_jitter,
+        "idempotency_key": spec.idempotency_key,
+    }
+
+
+async def create_tasks(pool: asyncpg.Pool, specs: list[TaskSpec], now: datetime) -> list[tuple[dict[str, Any], bool]]:
+    """Create tasks and their first runs, all or nothing. Returns (task, created) in order;
+    `created` is False where an idempotency key matched an existing task."""
+    ids: list[uuid.UUID] = []
+    first_by_key: dict[str, uuid.UUID] = {}
+    records: list[dict[str, Any]] = []
+    fires: dict[uuid.UUID, datetime] = {}
+    for spec in specs:
+        key = spec.idempotency_key
+        if key is not None and key in first_by_key:  # the same key twice in one batch
+            ids.append(first_by_key[key])
+            continue
+        tid = uuid.uuid4()
+        if key is not None:
+            first_by_key[key] = tid
+        ids.append(tid)
+        records.append(_spec_record(spec, tid))
+        fires[tid] = spec.first_fire(now)
+    by_id = {tid: spec for tid, spec in zip(ids, specs, strict=True)}
+    async with pool.acquire() as conn, conn.transaction():
+        inserted = {r["id"] for r in await conn.fetch(query("insert_tasks"), records, now)}
+        existing: dict[str, uuid.UUID] = {}
+        lost_keys = [r["idempotency_key"] for r in records if uuid.UUID(r["id"]) not in inserted]
+        if lost_keys:
+            rows = await conn.fetch(query("tasks_by_idempotency_key"), lost_keys)
+            existing = {r["idempotency_key"]: r["id"] for r in rows}
+        runs = []
+        for tid in inserted:
+            spec, fire = by_id[tid], fires[tid]
+            runs.append(NewRun(task_id=tid, attempt=1, type=spec.type, queue=spec.queue,
+                               priority=spec.priority, scheduled_for=fire, due_at=max(fire, now)))
+        await insert_runs(conn, runs, now)
+    out: list[tuple[dict[str, Any], bool]] = []
+    seen: set[uuid.UUID] = set()
+    for tid, spec in zip(ids, specs, strict=True):
+        if tid in inserted:
+            out.append((_fresh_view(tid, spec, now, max(fires[tid], now)), tid not in seen))
+            seen.add(tid)
+        else:  # the key belongs to a task created earlier
+            view = await get_task(pool, existing[spec.idempotency_key or ""])
+            assert view is not None
+            out.append((view, False))
+    return out
+
+
+def _fresh_view(tid: uuid.UUID, spec: TaskSpec, now: datetime, due: datetime) -> dict[str, Any]:
+    row = {
+        "id": tid, "status": TaskStatus.ACTIVE.value, "has_running": False, "next_due": due,
+        "lost_runs": 0, "created_at": now, "updated_at": now,
+        **{k: v for k, v in _spec_record(spec, tid).items() if k != "id"},
+    }
+    row["run_at"] = spec.run_at
+    return task_view(row, None)
+
+
+async def _with_last_runs(conn: asyncpg.Connection | asyncpg.Pool, rows: list[asyncpg.Record]) -> list[dict[str, Any]]:
+    if not rows:
+        return []
+    last = {r["task_id"]: r for r in await conn.fetch(query("last_runs"), [r["id"] for r in rows])}
+    return [task_view(r, last.get(r["id"])) for r in rows]
+
+
+async def get_task(pool: asyncpg.Pool | asyncpg.Connection, task_id: uuid.UUID) -> dict[str, Any] | None:
+    row = await pool.fetchrow(query("get_task"), task_id)
+    if row is None:
+        return None
+    return (await _with_last_runs(pool, [row]))[0]
+
+
+STATE_FILTERS: dict[str, tuple[list[str], bool | None]] = {
+    "scheduled": (["active"], False),
+    "running": (["active"], True),
+    "paused": (["paused", "quarantined"], None),
+    "succeeded": (["succeeded"], None),
+    "failed": (["failed"], None),
+    "cancelled": (["cancelled"], None),
+}
+
+
+async def list_tasks(pool: asyncpg.Pool, *, state: str | None, type_: str | None, queue: str | None,
+                     name: str | None, limit: int, cursor: str | None) -> Page:
+    after = decode_cursor(cursor) if cursor else (None, None)
+    statuses, running = STATE_FILTERS[state] if state else (None, None)
+    rows = await pool.fetch(query("list_tasks"), after[0], after[1], type_, queue, name, statuses,
+                            running, limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    items = await _with_last_runs(pool, rows)
+    nxt = encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None
+    return Page(items, nxt)
+
+
+async def list_runs(pool: asyncpg.Pool, *, state: str | None, type_: str | None,
+                    task_id: uuid.UUID | None, worker_id: str | None, limit: int,
+                    cursor: str | None) -> Page:
+    after = decode_cursor(cursor) if cursor else (None, None)
+    rows = await pool.fetch(query("list_runs"), after[0], after[1], state, type_, task_id,
+                            worker_id, limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    nxt = encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None
+    return Page([run_view(r) for r in rows], nxt)
+
+
+async def get_run(pool: asyncpg.Pool, run_id: uuid.UUID) -> dict[str, Any] | None:
+    row = await pool.fetchrow(query("get_run"), run_id)
+    return run_view(row) if row is not None else None
+
+
+async def cancel_task(pool: asyncpg.Pool, task_id: uuid.UUID, now: datetime) -> dict[str, Any] | None:
+    async with pool.acquire() as conn, conn.transaction():
+        task = await conn.fetchrow(query("lock_task"), task_id)
+        if task is None:
+            return None
+        await conn.fetch(query("cancel_task"), task_id, now)
+    return await get_task(pool, task_id)
+
+
+async def pause_task(pool: asyncpg.Pool, task_id: uuid.UUID, now: datetime) -> dict[str, Any] | None:
+    async with pool.acquire() as conn, conn.transaction():
+        task = await conn.fetchrow(query("lock_task"), task_id)
+        if task is None:
+            return None
+        if task["status"] not in (TaskStatus.ACTIVE, TaskStatus.PAUSED, TaskStatus.QUARANTINED):
+            raise Conflict(f"task is {task['status']}; only a scheduled or running task can be paused")
+        await conn.execute(query("pause_task"), task_id, now)
+    return await get_task(pool, task_id)
+
+
+async def resume_task(pool: asyncpg.Pool, task_id: uuid.UUID, now: datetime) -> dict[str, Any] | None:
+    async with pool.acquire() as conn, conn.transaction():
+        task = await conn.fetchrow(query("lock_task"), task_id)
+        if task is None:
+            return None
+        if task["status"] not in (TaskStatus.ACTIVE, TaskStatus.PAUSED, TaskStatus.QUARANTINED):
+            raise Conflict(f"task is {task['status']}; only a paused task can be resumed")
+        await conn.fetch(query("resume_task"), task_id, now)
+        if task["cron"] and task["status"] != TaskStatus.ACTIVE:
+            # Slots missed while paused are skipped: the next slot is the next fire from now.
+            await conn.execute(query("drop_pending_slots"), task_id)
+            fire = timeutil.cron_next(task["cron"], task["timezone"], now)
+            await insert_runs(conn, [NewRun(task_id=task_id, attempt=1, type=task["type"],
+                                            queue=task["queue"], priority=task["priority"],
+                                            scheduled_for=fire, due_at=fire)], now)
+    return await get_task(pool, task_id)
+
+
+async def trigger_task(pool: asyncpg.Pool, task_id: uuid.UUID, now: datetime) -> dict[str, Any] | None:
+    async with pool.acquire() as conn, conn.transaction():
+        task = await conn.fetchrow(query("lock_task"), task_id)
+        if task is None:
+            return None
+        if task["status"] != TaskStatus.ACTIVE:
+            raise Conflict(f"task is {task['status']}; only a scheduled or running task can be triggered")
+        run = NewRun(task_id=task_id, attempt=1, type=task["type"], queue=task["queue"],
+                     priority=task["priority"], scheduled_for=now, due_at=now, reason="trigger")
+        if not await insert_runs(conn, [run], now):
+            raise Conflict("a trigger for this instant already exists; try again")
+        row = await conn.fetchrow(query("get_run"), run.id)
+    return run_view(row)
+
+
+async def patch_task(pool: asyncpg.Pool, task_id: uuid.UUID, body: Any, now: datetime,
+                     validate: Any) -> dict[str, Any] | None:
+    async with pool.acquire() as conn, conn.transaction():
+        task = await conn.fetchrow(query("lock_task"), task_id)
+        if task is None:
+            return None
+        changes = validate(body, task["type"], task["cron"])
+        if task["status"] in (TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED):
+            raise Conflict(f"task is {task['status']}; a finished task cannot be changed")
+        encoded = {k: (timeutil.iso(v) if isinstance(v, datetime) else v) for k, v in changes.items()}
+        new = await conn.fetchrow(query("patch_task"), task_id, json.loads(json.dumps(encoded)), now)
+        if "queue" in changes or "priority" in changes:
+            await conn.execute(query("repoint_pending_runs"), task_id)
+        if new["cron"] and {"cron", "timezone"} & changes.keys():
+            await conn.execute(query("drop_pending_slots"), task_id)
+            fire = timeutil.cron_next(new["cron"], new["timezone"], now)
+            due = fire if new["status"] == TaskStatus.ACTIVE else timeutil.NEVER
+            await insert_runs(conn, [NewRun(task_id=task_id, attempt=1, type=new["type"],
+                                            queue=new["queue"], priority=new["priority"],
+                                            scheduled_for=fire, due_at=due)], now)
+        if "run_at" in changes and changes["run_at"] is not None:
+            await conn.fetch(query("move_pending_run"), task_id, changes["run_at"], now)
+    return await get_task(pool, task_id)
+
+
+async def list_workers(pool: asyncpg.Pool, now: datetime, lease_s: float) -> list[dict[str, Any]]:
+    rows = await pool.fetch(query("list_workers"), now - timedelta(seconds=lease_s))
+    return [
+        {
+            "id": r["id"], "name": r["name"], "host": r["host"], "types": list(r["types"]),
+            "queues": list(r["queues"]), "slots": r["slots"], "running": r["running"],
+            "coordinator": r["coordinator_id"], "draining": r["draining"],
+            "connected_at": timeutil.iso(r["connected_at"]),
+            "last_heartbeat_at": timeutil.iso(r["last_heartbeat_at"]),
+        }
+        for r in rows
+    ]

@@ -1,0 +1,350 @@
+"""Validation of task specs. Pure functions: JSON in, a TaskSpec or a list of FieldErrors out."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from skiplock.api.problems import FieldError
+from skiplock.common import timeutil
+
+TYPE_RE = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
+QUEUE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+MAX_TIMEOUT_S = 7 * 86400.0
+MAX_DELAY_S = 10 * 366 * 86400.0
+MAX_BATCH = 1000
+HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+CREATE_FIELDS = frozenset({
+    "name", "type", "payload", "run_at", "delay_s", "cron", "timezone", "queue", "priority",
+    "max_attempts", "timeout_s", "retry_backoff_s", "retry_backoff_max_s", "retry_jitter",
+    "idempotency_key", "catch_up", "overlap",
+})
+PATCH_FIELDS = frozenset({
+    "name", "payload", "run_at", "cron", "timezone", "queue", "priority", "max_attempts",
+    "timeout_s", "retry_backoff_s", "retry_backoff_max_s", "retry_jitter", "catch_up", "overlap",
+})
+HTTP_PAYLOAD_FIELDS = frozenset({"method", "url", "headers", "json", "body", "timeout_s",
+                                 "expect_status", "retry_on_status"})
+SHELL_PAYLOAD_FIELDS = frozenset({"command", "env", "cwd", "timeout_s"})
+
+
+@dataclass
+class TaskSpec:
+    """A validated task, ready to insert."""
+
+    type: str
+    name: str
+    payload: dict[str, Any]
+    queue: str = "default"
+    priority: int = 0
+    run_at: datetime | None = None
+    delay_s: float | None = None
+    cron: str | None = None
+    timezone: str = "UTC"
+    catch_up: str = "latest"
+    overlap: str = "skip"
+    max_attempts: int = 3
+    timeout_s: float = 300.0
+    retry_backoff_s: float = 1.0
+    retry_backoff_max_s: float = 300.0
+    retry_jitter: bool = True
+    idempotency_key: str | None = None
+
+    def first_fire(self, now: datetime) -> datetime:
+        """When the first run belongs: run_at (even if past), now + delay_s, the next cron
+        fire time, or now."""
+        if self.cron is not None:
+            return timeutil.cron_next(self.cron, self.timezone, now)
+        if self.run_at is not None:
+            return self.run_at
+        if self.delay_s is not None:
+            return now + timedelta(seconds=self.delay_s)
+        return now
+
+
+@dataclass
+class Errors:
+    items: list[FieldError] = field(default_factory=list)
+
+    def add(self, path: str, message: str) -> None:
+        self.items.append(FieldError(path, message))
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _number(errs: Errors, path: str, v: Any, *, lo: float, hi: float, lo_open: bool = False) -> float | None:
+    if not _is_number(v):
+        errs.add(path, "must be a number")
+        return None
+    if (v <= lo if lo_open else v < lo) or v > hi:
+        errs.add(path, f"must be {'>' if lo_open else '>='} {lo:g} and <= {hi:g}")
+        return None
+    return float(v)
+
+
+def _integer(errs: Errors, path: str, v: Any, *, lo: int, hi: int) -> int | None:
+    if not isinstance(v, int) or isinstance(v, bool):
+        errs.add(path, "must be an integer")
+        return None
+    if not lo <= v <= hi:
+        errs.add(path, f"must be between {lo} and {hi}")
+        return None
+    return v
+
+
+def _string(errs: Errors, path: str, v: Any, *, lo: int = 1, hi: int = 200) -> str | None:
+    if not isinstance(v, str):
+        errs.add(path, "must be a string")
+        return None
+    if not lo <= len(v) <= hi:
+        errs.add(path, f"must be {lo} to {hi} characters long")
+        return None
+    return v
+
+
+def _str_map(errs: Errors, path: str, v: Any, *, header_names: bool = False) -> None:
+    if not isinstance(v, dict):
+        errs.add(path, "must be an object of string values")
+        return
+    for k, val in v.items():
+        if header_names and not HEADER_NAME_RE.match(k):
+            errs.add(f"{path}.{k}", "is not a valid header name")
+        if not isinstance(val, str):
+            errs.add(f"{path}.{k}", "must be a string")
+        elif header_names and ("\r" in val or "\n" in val):
+            errs.add(f"{path}.{k}", "must not contain line breaks")
+
+
+def _unknown(errs: Errors, prefix: str, body: dict[str, Any], allowed: frozenset[str]) -> None:
+    for key in body:
+        if key not in allowed:
+            errs.add(f"{prefix}{key}", "is not a known field")
+
+
+def validate_http_payload(errs: Errors, path: str, p: dict[str, Any]) -> None:
+    _unknown(errs, f"{path}.", p, HTTP_PAYLOAD_FIELDS)
+    if "url" not in p:
+        errs.add(f"{path}.url", "is required for an http task")
+    else:
+        url = p["url"]
+        if not isinstance(url, str) or len(url) > 8192:
+            errs.add(f"{path}.url", "must be a string of at most 8192 characters")
+        else:
+            try:
+                parts = urlsplit(url)
+                ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+                parts.port  # noqa: B018 - raises ValueError for a bad port
+            except ValueError:
+                ok = False
+            if not ok:
+                errs.add(f"{path}.url", "must be an absolute http:// or https:// URL with a host")
+    method = p.get("method", "POST")
+    if not isinstance(method, str) or method.upper() not in HTTP_METHODS:
+        errs.add(f"{path}.method", f"must be one of {', '.join(sorted(HTTP_METHODS))}")
+    if "headers" in p:
+        _str_map(errs, f"{path}.headers", p["headers"], header_names=True)
+    if "json" in p and "body" in p:
+        errs.add(f"{path}.body", "give either json or body, not both")
+    if "body" in p and not isinstance(p["body"], str):
+        errs.add(f"{path}.body", "must be a string (use json for a JSON document)")
+    if "timeout_s" in p:
+        _number(errs, f"{path}.timeout_s", p["timeout_s"], lo=0, hi=MAX_TIMEOUT_S, lo_open=True)
+    for key in ("expect_status", "retry_on_status"):
+        if key in p:
+            codes = p[key] if isinstance(p[key], list) else [p[key]]
+            if not codes or not all(isinstance(c, int) and not isinstance(c, bool) and 100 <= c <= 599
+                                    for c in codes):
+                errs.add(f"{path}.{key}", "must be a status code (100-599) or a list of them")
+
+
+def validate_shell_payload(errs: Errors, path: str, p: dict[str, Any]) -> None:
+    _unknown(errs, f"{path}.", p, SHELL_PAYLOAD_FIELDS)
+    if "command" not in p:
+        errs.add(f"{path}.command", "is required for a shell task")
+    else:
+        cmd = p["command"]
+        if isinstance(cmd, str):
+            if not cmd.strip():
+                errs.add(f"{path}.command", "must not be empty")
+        elif isinstance(cmd, list):
+            if not cmd or not all(isinstance(a, str) for a in cmd) or not cmd[0]:
+                errs.add(f"{path}.command", "must be a non-empty list of strings (argv)")
+        else:
+            errs.add(f"{path}.command", "must be a string (run by /bin/sh -c) or a list of strings")
+    if "env" in p:
+        _str_map(errs, f"{path}.env", p["env"])
+    if "cwd" in p:
+        _string(errs, f"{path}.cwd", p["cwd"], hi=4096)
+    if "timeout_s" in p:
+        _number(errs, f"{path}.timeout_s", p["timeout_s"], lo=0, hi=MAX_TIMEOUT_S, lo_open=True)
+
+
+def validate_payload(errs: Errors, path: str, type_: str | None, payload: Any) -> dict[str, Any]:
+    if payload is None:
+        payload = {}
+    if not isinstance(payload, dict):
+        errs.add(path, "must be a JSON object")
+        return {}
+    if type_ == "http":
+        validate_http_payload(errs, path, payload)
+    elif type_ == "shell":
+        validate_shell_payload(errs, path, payload)
+    return payload
+
+
+def _schedule(errs: Errors, prefix: str, body: dict[str, Any], spec: TaskSpec) -> None:
+    given = [k for k in ("run_at", "delay_s", "cron") if body.get(k) is not None]
+    if len(given) > 1:
+        errs.add(f"{prefix}{given[1]}", f"give at most one of run_at, delay_s, cron (got {', '.join(given)})")
+        return
+    if body.get("run_at") is not None:
+        try:
+            spec.run_at = timeutil.parse_rfc3339(body["run_at"])
+        except ValueError as exc:
+            errs.add(f"{prefix}run_at", str(exc))
+    if body.get("delay_s") is not None:
+        spec.delay_s = _number(errs, f"{prefix}delay_s", body["delay_s"], lo=0, hi=MAX_DELAY_S)
+    if body.get("cron") is not None:
+        try:
+            timeutil.validate_cron(body["cron"])
+            spec.cron = " ".join(body["cron"].split())
+        except ValueError as exc:
+            errs.add(f"{prefix}cron", str(exc))
+    if body.get("timezone") is not None:
+        if spec.cron is None and "cron" not in body:
+            errs.add(f"{prefix}timezone", "applies to cron tasks only (run_at carries its own offset)")
+        else:
+            try:
+                timeutil.zone(body["timezone"])
+                spec.timezone = body["timezone"]
+            except ValueError as exc:
+                errs.add(f"{prefix}timezone", str(exc))
+    for key, allowed in (("catch_up", ("latest", "all", "none")), ("overlap", ("skip", "allow", "queue"))):
+        if body.get(key) is not None:
+            if "cron" not in body:
+                errs.add(f"{prefix}{key}", "applies to cron tasks only")
+            elif body[key] not in allowed:
+                errs.add(f"{prefix}{key}", f"must be one of {', '.join(allowed)}")
+            else:
+                setattr(spec, key, body[key])
+
+
+def _policy(errs: Errors, prefix: str, body: dict[str, Any], spec: TaskSpec) -> None:
+    if "queue" in body:
+        q = body["queue"]
+        if not isinstance(q, str) or not QUEUE_RE.match(q):
+            errs.add(f"{prefix}queue", "must be 1-64 characters of letters, digits, _ . : -")
+        else:
+            spec.queue = q
+    if "priority" in body:
+        v = _integer(errs, f"{prefix}priority", body["priority"], lo=-32768, hi=32767)
+        spec.priority = v if v is not None else 0
+    if "max_attempts" in body:
+        v = _integer(errs, f"{prefix}max_attempts", body["max_attempts"], lo=1, hi=100)
+        spec.max_attempts = v if v is not None else 1
+    if "timeout_s" in body:
+        f = _number(errs, f"{prefix}timeout_s", body["timeout_s"], lo=0, hi=MAX_TIMEOUT_S, lo_open=True)
+        spec.timeout_s = f if f is not None else 1.0
+    for key in ("retry_backoff_s", "retry_backoff_max_s"):
+        if key in body:
+            f = _number(errs, f"{prefix}{key}", body[key], lo=0, hi=86400.0 * 7)
+            if f is not None:
+                setattr(spec, key, f)
+    if "retry_jitter" in body:
+        if not isinstance(body["retry_jitter"], bool):
+            errs.add(f"{prefix}retry_jitter", "must be true or false")
+        else:
+            spec.retry_jitter = body["retry_jitter"]
+
+
+def validate_create(body: Any, prefix: str = "", header_key: str | None = None) -> tuple[TaskSpec | None, list[FieldError]]:
+    errs = Errors()
+    if not isinstance(body, dict):
+        errs.add(prefix.rstrip(".") or "body", "must be a JSON object")
+        return None, errs.items
+    _unknown(errs, prefix, body, CREATE_FIELDS)
+    type_ = body.get("type")
+    if type_ is None:
+        errs.add(f"{prefix}type", "is required")
+    elif not isinstance(type_, str) or not TYPE_RE.match(type_):
+        errs.add(f"{prefix}type", "must match ^[a-z][a-z0-9_.-]{0,63}$ (http, shell, or a custom handler name)")
+        type_ = None
+    payload = validate_payload(errs, f"{prefix}payload", type_, body.get("payload"))
+    name = body.get("name")
+    if name is not None:
+        name = _string(errs, f"{prefix}name", name, lo=1, hi=200)
+    spec = TaskSpec(type=type_ or "", name=name or type_ or "task", payload=payload)
+    _schedule(errs, prefix, body, spec)
+    spec.max_attempts = 1 if spec.cron else 3  # defaults before _policy overrides them
+    _policy(errs, prefix, body, spec)
+    key = body.get("idempotency_key", header_key)
+    if key is not None:
+        spec.idempotency_key = _string(errs, f"{prefix}idempotency_key", key, lo=1, hi=200)
+    if spec.retry_backoff_max_s < spec.retry_backoff_s and not errs.items:
+        errs.add(f"{prefix}retry_backoff_max_s", "must be >= retry_backoff_s")
+    if errs.items:
+        return None, errs.items
+    return spec, []
+
+
+def validate_batch(body: Any) -> tuple[list[TaskSpec], list[FieldError]]:
+    if not isinstance(body, dict) or set(body) - {"tasks"}:
+        return [], [FieldError("tasks", 'body must be {"tasks": [...]}')]
+    tasks = body.get("tasks")
+    if not isinstance(tasks, list) or not tasks:
+        return [], [FieldError("tasks", "must be a non-empty list")]
+    if len(tasks) > MAX_BATCH:
+        return [], [FieldError("tasks", f"at most {MAX_BATCH} tasks per batch, got {len(tasks)}")]
+    specs: list[TaskSpec] = []
+    errors: list[FieldError] = []
+    for i, item in enumerate(tasks):
+        spec, errs = validate_create(item, prefix=f"tasks[{i}].")
+        errors.extend(errs)
+        if spec is not None:
+            specs.append(spec)
+    return specs, errors
+
+
+def validate_patch(body: Any, current_type: str, current_cron: str | None) -> tuple[dict[str, Any], list[FieldError]]:
+    """A PATCH body → the columns to change."""
+    errs = Errors()
+    if not isinstance(body, dict) or not body:
+        errs.add("body", "must be a non-empty JSON object")
+        return {}, errs.items
+    if "type" in body:
+        errs.add("type", "cannot be changed; create a new task")
+    _unknown(errs, "", {k: v for k, v in body.items() if k != "type"}, PATCH_FIELDS)
+    changes: dict[str, Any] = {}
+    if "name" in body:
+        changes["name"] = _string(errs, "name", body["name"])
+    if "payload" in body:
+        changes["payload"] = validate_payload(errs, "payload", current_type, body["payload"])
+    if current_cron is not None and "run_at" in body:
+        errs.add("run_at", "a cron task has no run_at; change cron instead")
+    if current_cron is None and "cron" in body:
+        errs.add("cron", "a one-off task cannot become a cron task; create a new task")
+    probe = TaskSpec(type=current_type, name="x", payload={})
+    sched = {k: body[k] for k in ("run_at", "cron", "timezone", "catch_up", "overlap") if k in body}
+    if sched and not errs.items:
+        if current_cron is not None and sched.get("cron") is None:
+            sched["cron"] = current_cron  # timezone/policy changes are checked as cron fields
+        _schedule(errs, "", sched, probe)
+        for key in ("run_at", "cron", "timezone", "catch_up", "overlap"):
+            if key in body:
+                changes[key] = getattr(probe, key)
+    _policy(errs, "", body, probe)
+    for key in ("queue", "priority", "max_attempts", "timeout_s", "retry_backoff_s",
+                "retry_backoff_max_s", "retry_jitter"):
+        if key in body:
+            changes[key] = getattr(probe, key)
+    if errs.items:
+        return {}, errs.items
+    return changes, []

@@ -1,0 +1,102 @@
+"""How tasks and runs look on the wire (contract.md: "A task, as returned", "A run, as returned")."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from skiplock.common import timeutil
+from skiplock.common.states import TaskStatus, task_state
+
+PREVIEW = 5
+
+
+def run_view(r: Mapping[str, Any]) -> dict[str, Any]:
+    started, finished = r["started_at"], r["finished_at"]
+    duration = (
+        round((finished - started).total_seconds() * 1000) if started and finished else None
+    )
+    due = r["due_at"]
+    return {
+        "id": str(r["id"]),
+        "task_id": str(r["task_id"]),
+        "attempt": r["attempt"],
+        "state": r["state"],
+        "type": r["type"],
+        "queue": r["queue"],
+        "reason": r["reason"],
+        "scheduled_for": timeutil.iso(r["scheduled_for"]),
+        "due_at": timeutil.iso(due) if due is not None and due != datetime.max and not _infinite(due) else None,
+        "started_at": timeutil.iso(started),
+        "finished_at": timeutil.iso(finished),
+        "duration_ms": duration,
+        "worker_id": r["worker_id"],
+        "result": r["result"],
+        "error": r["error"],
+    }
+
+
+def _infinite(value: Any) -> bool:
+    # asyncpg maps 'infinity' to datetime.max (naive or aware depending on version)
+    return isinstance(value, datetime) and value.year == 9999
+
+
+def task_view(t: Mapping[str, Any], last_run: Mapping[str, Any] | None) -> dict[str, Any]:
+    status = t["status"]
+    next_due = t["next_due"] if status == TaskStatus.ACTIVE else None
+    next_runs: list[str | None] = []
+    if next_due is not None:
+        next_runs = [timeutil.iso(next_due)]
+        if t["cron"]:
+            more = timeutil.cron_preview(t["cron"], t["timezone"], next_due, PREVIEW - 1)
+            next_runs += [timeutil.iso(m) for m in more]
+    view = {
+        "id": str(t["id"]),
+        "name": t["name"],
+        "type": t["type"],
+        "payload": t["payload"],
+        "queue": t["queue"],
+        "priority": t["priority"],
+        "run_at": timeutil.iso(t["run_at"]),
+        "cron": t["cron"],
+        "timezone": t["timezone"],
+        "catch_up": t["catch_up"] if t["cron"] else None,
+        "overlap": t["overlap"] if t["cron"] else None,
+        "state": task_state(status, t["has_running"]).value,
+        "next_run_at": timeutil.iso(next_due),
+        "next_runs": next_runs,
+        "max_attempts": t["max_attempts"],
+        "timeout_s": t["timeout_s"],
+        "retry_backoff_s": t["retry_backoff_s"],
+        "retry_backoff_max_s": t["retry_backoff_max_s"],
+        "retry_jitter": t["retry_jitter"],
+        "idempotency_key": t["idempotency_key"],
+        "quarantined": status == TaskStatus.QUARANTINED,
+        "lost_runs": t["lost_runs"],
+        "created_at": timeutil.iso(t["created_at"]),
+        "updated_at": timeutil.iso(t["updated_at"]),
+        "last_run": run_view(last_run) if last_run is not None else None,
+    }
+    return view
+
+
+def encode_cursor(created_at: datetime, id_: uuid.UUID) -> str:
+    raw = f"{created_at.isoformat()}|{id_}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """ValueError when the cursor is not one we issued."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        ts, _, ident = raw.partition("|")
+        created = datetime.fromisoformat(ts)
+        if created.tzinfo is None:
+            raise ValueError
+        return created, uuid.UUID(ident)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ValueError("not a cursor this API issued; pass next_cursor back unchanged") from None

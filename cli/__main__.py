@@ -1,0 +1,3 @@
+from skiplock.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,129 @@
+"""Settings: one frozen object per process, from flags, else SKIPLOCK_* environment variables.
+
+Every flag mirrors a variable (see `flag_env`), and a bad value fails at start with a
+sentence that names the setting.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from skiplock.common.errors import ConfigError
+
+DEFAULT_API_ADDR = "127.0.0.1:8080"
+DEFAULT_GRPC_ADDR = "127.0.0.1:50051"
+
+
+def parse_addr(value: str, setting: str) -> tuple[str, int]:
+    """`HOST:PORT` (or `[v6]:PORT`) → (host, port)."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"{setting} must be HOST:PORT, got {value!r}")
+    host = host.strip("[]") or "127.0.0.1"
+    return host, int(port)
+
+
+def parse_positive(value: str | float, setting: str, *, integer: bool = False) -> float:
+    try:
+        number = int(value) if integer else float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{setting} must be a positive number, got {value!r}") from None
+    if number <= 0:
+        raise ConfigError(f"{setting} must be a positive number, got {value!r}")
+    return number
+
+
+def parse_list(value: str | None) -> tuple[str, ...]:
+    if not value:
+        return ()
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def parse_networks(value: str | None, setting: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    nets = []
+    for part in parse_list(value):
+        try:
+            nets.append(ipaddress.ip_network(part, strict=False))
+        except ValueError:
+            raise ConfigError(f"{setting}: {part!r} is not a CIDR like 10.0.0.0/8") from None
+    return tuple(nets)
+
+
+def database_url(env: Mapping[str, str] | None = None) -> str | None:
+    env = os.environ if env is None else env
+    return env.get("SKIPLOCK_DATABASE_URL") or env.get("DATABASE_URL") or None
+
+
+def default_data_dir(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    if env.get("SKIPLOCK_DATA_DIR"):
+        return Path(env["SKIPLOCK_DATA_DIR"]).expanduser()
+    base = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "skiplock"
+
+
+@dataclass(frozen=True)
+class LeaseSettings:
+    """How long a run's lease lasts without a heartbeat, and how often workers heartbeat."""
+
+    lease_s: float = 10.0
+    heartbeat_s: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.heartbeat_s >= self.lease_s:
+            raise ConfigError(
+                f"the heartbeat interval ({self.heartbeat_s}s) must be shorter than the lease "
+                f"({self.lease_s}s), or every run would be lost between two heartbeats"
+            )
+
+
+@dataclass(frozen=True)
+class CoordinatorSettings:
+    database_url: str
+    grpc_addr: str = DEFAULT_GRPC_ADDR
+    coordinator_id: str = ""
+    leases: LeaseSettings = field(default_factory=LeaseSettings)
+    metrics_addr: str | None = None
+    worker_token: str | None = None
+    # The deadline backstop: a run with no result this long after timeout_s is failed.
+    timeout_grace_s: float = 5.0
+    # Safety-net poll; the real wake-ups are NOTIFY and the next-due timer.
+    poll_interval_s: float = 5.0
+    # Results are written in batches: at most this many, or after this long.
+    result_batch: int = 500
+    result_flush_s: float = 0.005
+    max_lost_runs: int = 3
+    retention_s: float = 7 * 86400.0
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_ca: str | None = None
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    database_url: str
+    api_addr: str = DEFAULT_API_ADDR
+    api_token: str | None = None
+    max_body_bytes: int = 4 * 1024 * 1024
+    lease_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    coordinators: tuple[str, ...] = (DEFAULT_GRPC_ADDR,)
+    name: str = ""
+    slots: int = 10
+    types: tuple[str, ...] = ()
+    queues: tuple[str, ...] = ()
+    imports: tuple[str, ...] = ()
+    allow_shell: bool = False
+    allow_net: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    worker_token: str | None = None
+    metrics_addr: str | None = None
+    drain_grace_s: float = 30.0
+    output_cap_bytes: int = 64 * 1024
+    tls_ca: str | None = None

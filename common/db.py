@@ -1,0 +1,121 @@
+"""The database: one asyncpg pool per process, and yoyo migrations under an advisory lock."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from skiplock.common import logs
+from skiplock.common.errors import DatabaseUnavailable
+from skiplock.sql import migrations_dir
+
+log = logs.get("skiplock.db")
+
+# Any id fits in a bigint; this one is "skiplock" in ASCII, so it won't collide by accident.
+MIGRATION_LOCK_ID = 0x736B69706C6F636B
+
+# Statement and connect timeouts everywhere, so a hung connection can't stall dispatch.
+STATEMENT_TIMEOUT_MS = 15_000
+CONNECT_TIMEOUT_S = 5.0
+
+# Errors that mean "the database went away or is restarting": retry, don't crash.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.ConnectionFailureError,
+    asyncpg.exceptions.QueryCanceledError,
+    asyncpg.exceptions.PostgresConnectionError,
+)
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10,
+                      application_name: str = "skiplock") -> asyncpg.Pool:
+    """A pool with statement and idle-transaction timeouts set on every connection."""
+    pool = await asyncpg.create_pool(
+        dsn=url,
+        min_size=min_size,
+        max_size=max_size,
+        init=_init_connection,
+        timeout=CONNECT_TIMEOUT_S,
+        command_timeout=STATEMENT_TIMEOUT_MS / 1000 + 5,
+        max_inactive_connection_lifetime=60,
+        server_settings={
+            "application_name": application_name,
+            "statement_timeout": str(STATEMENT_TIMEOUT_MS),
+            "idle_in_transaction_session_timeout": "60000",
+        },
+    )
+    assert pool is not None
+    return pool
+
+
+async def wait_for_database(url: str, *, deadline_s: float = 60.0) -> None:
+    """Wait until PostgreSQL accepts connections (it may be starting or restarting)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + deadline_s
+    delay = 0.1
+    while True:
+        try:
+            conn = await asyncpg.connect(url, timeout=CONNECT_TIMEOUT_S)
+            await conn.close()
+            return
+        except (*TRANSIENT_ERRORS, asyncpg.exceptions.InvalidCatalogNameError) as exc:
+            if loop.time() > end:
+                raise DatabaseUnavailable(f"database not reachable after {deadline_s:.0f}s: {exc}") from exc
+            log.info("database_waiting", error=str(exc))
+            await asyncio.sleep(delay + random.uniform(0, delay))
+            delay = min(delay * 2, 2.0)
+
+
+def yoyo_url(url: str) -> str:
+    """yoyo picks its driver from the scheme: use psycopg 3."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(scheme="postgresql+psycopg"))
+
+
+def apply_migrations(url: str) -> list[str]:
+    """Apply pending migrations; several services starting together serialise on an
+    advisory lock, so exactly one applies each migration. Returns the ids applied."""
+    import psycopg
+    from yoyo import get_backend, read_migrations
+
+    with psycopg.connect(url, autocommit=True, connect_timeout=int(CONNECT_TIMEOUT_S)) as lock_conn:
+        lock_conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_ID,))
+        try:
+            backend = get_backend(yoyo_url(url))
+            try:
+                migrations = read_migrations(str(migrations_dir()))
+                pending = backend.to_apply(migrations)
+                backend.apply_migrations(pending)
+                return [m.id for m in pending]
+            finally:
+                backend.connection.close()
+        finally:
+            lock_conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_ID,))
+
+
+async def migrate(url: str) -> list[str]:
+    applied = await asyncio.to_thread(apply_migrations, url)
+    if applied:
+        log.info("migrations_applied", migrations=applied)
+    return applied
+
+
+def row_dict(record: asyncpg.Record | None) -> dict[str, Any] | None:
+    return dict(record) if record is not None else None

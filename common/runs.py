@@ -1,0 +1,45 @@
+"""Making runs: shared by the API (first runs, triggers) and coordinators (retries, cron slots)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import asyncpg
+
+from skiplock.sql import query
+
+
+@dataclass(frozen=True)
+class NewRun:
+    task_id: uuid.UUID
+    attempt: int
+    type: str
+    queue: str
+    priority: int
+    scheduled_for: datetime
+    due_at: datetime
+    reason: str = "schedule"
+    id: uuid.UUID = field(default_factory=uuid.uuid4)
+
+
+async def insert_runs(conn: asyncpg.Connection | asyncpg.Pool, runs: list[NewRun], now: datetime) -> int:
+    """Insert pending runs (a slot already taken is skipped) and NOTIFY coordinators, in the
+    caller's transaction. Returns how many were inserted."""
+    if not runs:
+        return 0
+    inserted = await conn.fetchval(
+        query("insert_runs"),
+        [r.id for r in runs],
+        [r.task_id for r in runs],
+        [r.attempt for r in runs],
+        [r.type for r in runs],
+        [r.queue for r in runs],
+        [r.priority for r in runs],
+        [r.scheduled_for for r in runs],
+        [r.due_at for r in runs],
+        [r.reason for r in runs],
+        now,
+    )
+    return int(inserted or 0)

@@ -1,0 +1,59 @@
+"""The state machines, mirrored from the CHECK constraints in sql/migrations."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class RunState(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    SKIPPED = "skipped"  # a cron slot that did not run (overlap, catch-up); says why in `error`
+
+    @property
+    def final(self) -> bool:
+        return self not in (RunState.PENDING, RunState.RUNNING)
+
+
+# Every move a run may make; each UPDATE guards its source state in its WHERE clause.
+RUN_TRANSITIONS: dict[RunState, frozenset[RunState]] = {
+    RunState.PENDING: frozenset({RunState.RUNNING, RunState.CANCELLED, RunState.SKIPPED}),
+    RunState.RUNNING: frozenset({RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED}),
+    RunState.SUCCEEDED: frozenset(),
+    RunState.FAILED: frozenset(),
+    RunState.CANCELLED: frozenset(),
+    RunState.SKIPPED: frozenset(),
+}
+
+
+class TaskStatus(StrEnum):
+    """What is stored. `scheduled`/`running` are derived when a task is read."""
+
+    ACTIVE = "active"
+    PAUSED = "paused"
+    QUARANTINED = "quarantined"  # parked after its runs kept losing workers; shown as paused
+    CANCELLED = "cancelled"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class TaskState(StrEnum):
+    """What users see (the contract's task states)."""
+
+    SCHEDULED = "scheduled"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    PAUSED = "paused"
+
+
+def task_state(status: str, has_running: bool) -> TaskState:
+    if status == TaskStatus.ACTIVE:
+        return TaskState.RUNNING if has_running else TaskState.SCHEDULED
+    if status == TaskStatus.QUARANTINED:
+        return TaskState.PAUSED
+    return TaskState(status)

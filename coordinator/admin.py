@@ -1,0 +1,74 @@
+"""The Admin gRPC service, for operators with grpcurl (reflection is on)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import asyncpg
+import grpc
+
+from skiplock.common import timeutil
+from skiplock.common.config import CoordinatorSettings
+from skiplock.coordinator.metrics import CoordinatorMetrics
+from skiplock.coordinator.registry import Registry
+from skiplock.proto import skiplock_pb2 as pb
+from skiplock.proto import skiplock_pb2_grpc as pb_grpc
+from skiplock.sql import query
+
+
+class AdminService(pb_grpc.AdminServicer):
+    def __init__(self, pool: asyncpg.Pool, settings: CoordinatorSettings, registry: Registry,
+                 metrics: CoordinatorMetrics, clock: Callable[[], datetime] = timeutil.utcnow) -> None:
+        self.pool = pool
+        self.settings = settings
+        self.registry = registry
+        self.metrics = metrics
+        self.clock = clock
+
+    def _alive_since(self) -> datetime:
+        return self.clock() - timedelta(seconds=self.settings.leases.lease_s)
+
+    async def ListWorkers(self, request: pb.ListWorkersRequest, context: grpc.aio.ServicerContext) -> pb.ListWorkersResponse:
+        rows = await self.pool.fetch(query("list_workers"), self._alive_since())
+        return pb.ListWorkersResponse(workers=[pb.WorkerInfo(
+            id=r["id"], name=r["name"], host=r["host"], types=r["types"], queues=r["queues"],
+            slots=r["slots"], running=r["running"], coordinator=r["coordinator_id"],
+            connected_at=timeutil.iso(r["connected_at"]) or "",
+            last_heartbeat_at=timeutil.iso(r["last_heartbeat_at"]) or "",
+            draining=r["draining"]) for r in rows])
+
+    async def ClusterStatus(self, request: pb.ClusterStatusRequest, context: grpc.aio.ServicerContext) -> pb.ClusterStatusResponse:
+        by_state = {r["state"]: r["count"] for r in await self.pool.fetch(query("runs_by_state"))}
+        backlog = await self.pool.fetchval(query("due_backlog"), self.clock())
+        workers = await self.pool.fetchval(query("connected_worker_count"), self._alive_since())
+        return pb.ClusterStatusResponse(
+            coordinator_id=self.settings.coordinator_id, workers=workers,
+            local_workers=len(self.registry.workers), runs_by_state=by_state, due_backlog=backlog,
+            stale_results=int(self.metrics.stale._value.get()))
+
+    async def GetRun(self, request: pb.GetRunRequest, context: grpc.aio.ServicerContext) -> pb.RunInfo:
+        try:
+            run_id = uuid.UUID(request.run_id)
+        except ValueError:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "run_id must be a UUID")
+        r = await self.pool.fetchrow(query("get_run"), run_id)
+        if r is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no run {request.run_id}")
+        return pb.RunInfo(
+            id=str(r["id"]), task_id=str(r["task_id"]), attempt=r["attempt"], state=r["state"],
+            type=r["type"], scheduled_for=timeutil.iso(r["scheduled_for"]) or "",
+            started_at=timeutil.iso(r["started_at"]) or "", finished_at=timeutil.iso(r["finished_at"]) or "",
+            worker_id=r["worker_id"] or "",
+            result_json=json.dumps(r["result"]) if r["result"] is not None else "",
+            error=r["error"] or "")
+
+    async def DrainWorker(self, request: pb.DrainWorkerRequest, context: grpc.aio.ServicerContext) -> pb.DrainWorkerResponse:
+        w = self.registry.workers.get(request.worker_id)
+        if w is None:
+            return pb.DrainWorkerResponse(found=False)
+        w.draining = True
+        w.send(pb.CoordinatorMessage(drain=pb.Drain(reason="drained by an operator")))
+        return pb.DrainWorkerResponse(found=True)

@@ -1,0 +1,180 @@
+"""Dispatch: claim due runs for exactly the free slots of this coordinator's workers and
+stream them out.
+
+Wake-ups, cheapest first: a result freeing a slot, a NOTIFY for new due work, a timer set to
+the earliest pending due time, and — only as a safety net — a slow poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import datetime
+
+import asyncpg
+
+from skiplock.common import db, logs, timeutil
+from skiplock.common.config import CoordinatorSettings
+from skiplock.common.runs import NewRun, insert_runs
+from skiplock.coordinator.metrics import CoordinatorMetrics
+from skiplock.coordinator.policy import next_slot
+from skiplock.coordinator.registry import Registry, WorkerConn
+from skiplock.proto import skiplock_pb2 as pb
+from skiplock.sql import query
+
+log = logs.get("skiplock.dispatch")
+
+MAX_CLAIM = 1000
+
+
+def interleave(workers: list[WorkerConn]) -> list[str]:
+    """One entry per free slot, round-robin across workers, so a claim smaller than the
+    free capacity spreads over the workers instead of filling the first."""
+    free = {w.id: w.free for w in workers}
+    order = sorted(workers, key=lambda w: len(w.inflight))
+    out: list[str] = []
+    while any(free.values()):
+        for w in order:
+            if free[w.id]:
+                out.append(w.id)
+                free[w.id] -= 1
+    return out
+
+
+class Dispatcher:
+    def __init__(self, pool: asyncpg.Pool, settings: CoordinatorSettings, registry: Registry,
+                 metrics: CoordinatorMetrics, clock: Callable[[], datetime] = timeutil.utcnow) -> None:
+        self.pool = pool
+        self.settings = settings
+        self.registry = registry
+        self.metrics = metrics
+        self.clock = clock
+        self._wake = asyncio.Event()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None  # unix seconds
+        self.stopping = False
+
+    # ---- wake-ups ----
+
+    def poke(self) -> None:
+        self._wake.set()
+
+    def due_at(self, unix_s: float) -> None:
+        """Some run becomes due at `unix_s`: wake now, or arm the timer for then."""
+        delay = unix_s - time.time()
+        if delay <= 0:
+            self.poke()
+            return
+        if self._timer_at is not None and self._timer_at <= unix_s:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = unix_s
+        self._timer = asyncio.get_running_loop().call_later(delay, self._fire)
+
+    def _fire(self) -> None:
+        self._timer, self._timer_at = None, None
+        self.poke()
+
+    # ---- loop ----
+
+    async def run(self) -> None:
+        backoff = 0.1
+        while not self.stopping:
+            try:
+                async with asyncio.timeout(self.settings.poll_interval_s):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            if self.stopping:
+                break
+            try:
+                more = await self.dispatch_once()
+                backoff = 0.1
+                if more:
+                    self.poke()
+            except db.TRANSIENT_ERRORS as exc:
+                self.metrics.db_errors.labels("dispatch").inc()
+                log.warning("dispatch_paused", error=str(exc) or type(exc).__name__, retry_in_s=round(backoff, 2))
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                self.poke()
+
+    async def dispatch_once(self) -> bool:
+        """One round: a claim per group of alike workers. True when a group's claim came
+        back full (more may be due right now)."""
+        groups: dict[tuple[tuple[str, ...], tuple[str, ...]], list[WorkerConn]] = defaultdict(list)
+        for w in self.registry.workers.values():
+            if w.free:
+                groups[w.signature].append(w)
+        more = False
+        for (types, queues), workers in groups.items():
+            slots = interleave(workers)[:MAX_CLAIM]
+            claimed = await self.claim(types, queues, slots)
+            if len(claimed) == len(slots):
+                more = True
+            elif not self.stopping:
+                await self._arm_timer(types, queues)
+        return more
+
+    async def _arm_timer(self, types: tuple[str, ...], queues: tuple[str, ...]) -> None:
+        nxt = await self.pool.fetchval(query("next_due"), self.clock(), list(types), list(queues))
+        if nxt is not None:
+            self.due_at(nxt.timestamp())
+
+    async def claim(self, types: tuple[str, ...], queues: tuple[str, ...], slots: list[str]) -> list[asyncpg.Record]:
+        now = self.clock()
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                query("claim"), now, list(types), list(queues), len(slots), slots,
+                self.settings.coordinator_id, self.settings.leases.lease_s,
+                self.settings.timeout_grace_s)
+            await self._materialise_cron(conn, rows, now)
+        self.metrics.claims.inc()
+        if rows:
+            self._send(rows, now)
+        return rows
+
+    async def _materialise_cron(self, conn: asyncpg.Connection, rows: list[asyncpg.Record], now: datetime) -> None:
+        """A cron task's next slot is made when the current one is claimed; the unique key
+        (task, slot, attempt) makes a second materialisation a no-op."""
+        nxt: list[NewRun] = []
+        for r in rows:
+            if r["cron"] and r["attempt"] == 1 and r["reason"] in ("schedule", "catch_up") \
+                    and r["task_status"] == "active":
+                fire, reason = next_slot(r["cron"], r["timezone"], r["catch_up"], r["scheduled_for"], now)
+                nxt.append(NewRun(task_id=r["task_id"], attempt=1, type=r["type"], queue=r["queue"],
+                                  priority=r["priority"], scheduled_for=fire, due_at=max(fire, now),
+                                  reason=reason))
+        await insert_runs(conn, nxt, now)
+
+    def _send(self, rows: list[asyncpg.Record], now: datetime) -> None:
+        per_worker: dict[str, list[pb.Assignment]] = defaultdict(list)
+        for r in rows:
+            run_id, token = str(r["id"]), str(r["lease_token"])
+            per_worker[r["worker_id"]].append(pb.Assignment(
+                run_id=run_id, lease_token=token, task_id=str(r["task_id"]),
+                task_name=r["task_name"], type=r["type"], payload_json=r["payload"],
+                attempt=r["attempt"], max_attempts=r["max_attempts"], timeout_s=r["timeout_s"],
+                scheduled_for=r["scheduled_for"].timestamp(), queue=r["queue"]))
+            self.metrics.lateness.observe(max(0.0, (now - r["scheduled_for"]).total_seconds()))
+        for worker_id, assignments in per_worker.items():
+            w = self.registry.workers.get(worker_id)
+            if w is None:
+                # Gone between the claim and now: its runs wait out their lease, then retry.
+                log.warning("assignee_gone", worker_id=worker_id, runs=len(assignments))
+                continue
+            for a in assignments:
+                w.inflight[a.run_id] = a.lease_token
+            w.send(pb.CoordinatorMessage(assignments=pb.Assignments(assignments=assignments)))
+        self.metrics.dispatched.inc(len(rows))
+
+    def stop(self) -> None:
+        self.stopping = True
+        if self._timer is not None:
+            self._timer.cancel()
+        self.poke()
+

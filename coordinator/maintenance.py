@@ -1,0 +1,56 @@
+"""The reaper: runs whose lease ran out (worker lost) or whose deadline passed end `failed`
+and are retried if attempts remain. SKIP LOCKED makes it safe on every coordinator."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime
+
+import asyncpg
+
+from skiplock.common import db, logs, timeutil
+from skiplock.common.config import CoordinatorSettings
+from skiplock.coordinator.metrics import CoordinatorMetrics
+from skiplock.coordinator.outcomes import Applied, reap
+
+log = logs.get("skiplock.reaper")
+
+
+class Reaper:
+    def __init__(self, pool: asyncpg.Pool, settings: CoordinatorSettings, metrics: CoordinatorMetrics,
+                 on_reaped: Callable[[], None], clock: Callable[[], datetime] = timeutil.utcnow) -> None:
+        self.pool = pool
+        self.settings = settings
+        self.metrics = metrics
+        self.on_reaped = on_reaped
+        self.clock = clock
+
+    @property
+    def interval_s(self) -> float:
+        return min(2.0, max(0.2, self.settings.leases.lease_s / 5))
+
+    async def run_once(self) -> Applied:
+        async with self.pool.acquire() as conn:
+            applied = await reap(conn, self.clock(), self.settings.max_lost_runs)
+        for r in applied.rows:
+            why = "worker_lost" if r["lost"] else "deadline"
+            self.metrics.reaped.labels(why).inc()
+            log.warning("run_reaped", run_id=str(r["id"]), task_id=str(r["task_id"]),
+                        attempt=r["attempt"], why=why)
+        for task_id in applied.quarantined:
+            log.error("task_quarantined", task_id=str(task_id),
+                      why=f"{self.settings.max_lost_runs} runs lost their worker; resume it to try again")
+        self.metrics.retries.inc(applied.retries)
+        if applied.retries:
+            self.on_reaped()
+        return applied
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            try:
+                await self.run_once()
+            except db.TRANSIENT_ERRORS as exc:
+                self.metrics.db_errors.labels("reaper").inc()
+                log.warning("reaper_skipped", error=str(exc) or type(exc).__name__)

@@ -1,0 +1,92 @@
+"""What follows a run's end, for results and reaped runs alike: retries, a one-off task's
+final state, and quarantine for tasks whose runs keep losing their workers."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from skiplock.common.runs import NewRun, insert_runs
+from skiplock.coordinator.policy import final_task_status, retry_delay
+from skiplock.sql import query
+
+
+@dataclass(frozen=True)
+class ResultRow:
+    """One result as a worker reported it."""
+
+    run_id: uuid.UUID
+    token: uuid.UUID
+    state: str  # succeeded | failed | cancelled
+    result: str | None  # JSON text
+    error: str | None
+    finished_at: datetime
+    retryable: bool = True
+    retry_after_s: float = 0.0
+
+
+@dataclass
+class Applied:
+    rows: list[asyncpg.Record]
+    retries: int
+    quarantined: list[uuid.UUID]
+
+
+async def apply_followups(conn: asyncpg.Connection, rows: Sequence[asyncpg.Record], now: datetime,
+                          max_lost_runs: int) -> Applied:
+    """In the caller's transaction: count lost runs (quarantining past the limit), insert
+    retries, and finish one-off tasks whose last run ended."""
+    lost = Counter(r["task_id"] for r in rows if r["lost"])
+    quarantined: list[uuid.UUID] = []
+    if lost:
+        ids = list(lost)
+        res = await conn.fetch(query("count_lost_runs"), ids, [lost[i] for i in ids], max_lost_runs, now)
+        quarantined = [r["id"] for r in res if r["status"] == "quarantined"]
+    parked = set(quarantined)
+    retries: list[NewRun] = []
+    for r in rows:
+        if (r["state"] == "failed" and r["retryable"] and r["attempt"] < r["max_attempts"]
+                and r["task_status"] == "active" and r["task_id"] not in parked):
+            delay = retry_delay(r["attempt"], r["retry_backoff_s"], r["retry_backoff_max_s"],
+                                r["retry_jitter"], r["retry_after_s"])
+            retries.append(NewRun(task_id=r["task_id"], attempt=r["attempt"] + 1, type=r["type"],
+                                  queue=r["queue"], priority=r["priority"],
+                                  scheduled_for=r["scheduled_for"],
+                                  due_at=now + timedelta(seconds=delay), reason="retry"))
+    await insert_runs(conn, retries, now)
+    finals = [(r["task_id"], final_task_status(r["state"])) for r in rows if r["cron"] is None]
+    if finals:
+        await conn.execute(query("finish_tasks"), [f[0] for f in finals], [f[1] for f in finals], now)
+    return Applied(list(rows), len(retries), quarantined)
+
+
+async def apply_results(conn: asyncpg.Connection, results: Sequence[ResultRow], now: datetime,
+                        max_lost_runs: int) -> Applied:
+    """Write a batch of results (fenced by lease token) and their follow-ups in one
+    transaction. Rows missing from `Applied.rows` were stale."""
+    async with conn.transaction():
+        rows = await conn.fetch(
+            query("finish_runs"),
+            [r.run_id for r in results], [r.token for r in results], [r.state for r in results],
+            [r.result for r in results], [r.error for r in results],
+            [r.finished_at for r in results], [r.retryable for r in results],
+            [r.retry_after_s for r in results],
+        )
+        return await apply_followups(conn, rows, now, max_lost_runs)
+
+
+async def reap(conn: asyncpg.Connection, now: datetime, max_lost_runs: int, limit: int = 1000) -> Applied:
+    """Fail runs whose lease or deadline passed, with retries as for any failure."""
+    async with conn.transaction():
+        rows = await conn.fetch(query("reap_expired"), now, limit)
+        return await apply_followups(conn, rows, now, max_lost_runs)
+
+
+def describe(rows: Sequence[asyncpg.Record]) -> list[dict[str, Any]]:
+    return [{"run_id": str(r["id"]), "task_id": str(r["task_id"]), "state": r["state"]} for r in rows]

@@ -1,0 +1,55 @@
+"""The workers connected to this coordinator and the runs each holds."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from skiplock.proto import skiplock_pb2 as pb
+
+
+@dataclass(eq=False)
+class WorkerConn:
+    id: str
+    name: str
+    host: str
+    types: tuple[str, ...]
+    queues: tuple[str, ...]
+    slots: int
+    outbound: asyncio.Queue[pb.CoordinatorMessage | None] = field(default_factory=asyncio.Queue)
+    # run id → lease token of runs assigned and not yet reported.
+    inflight: dict[str, str] = field(default_factory=dict)
+    draining: bool = False
+    closed: bool = False
+
+    @property
+    def free(self) -> int:
+        if self.draining or self.closed:
+            return 0
+        return max(0, self.slots - len(self.inflight))
+
+    @property
+    def signature(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        return (tuple(sorted(self.types)), tuple(sorted(self.queues)))
+
+    def send(self, msg: pb.CoordinatorMessage) -> None:
+        if not self.closed:
+            self.outbound.put_nowait(msg)
+
+
+class Registry:
+    def __init__(self) -> None:
+        self.workers: dict[str, WorkerConn] = {}
+
+    def add(self, w: WorkerConn) -> WorkerConn | None:
+        """Register; returns a previous connection of the same worker id, now replaced."""
+        old = self.workers.get(w.id)
+        self.workers[w.id] = w
+        return old
+
+    def remove(self, w: WorkerConn) -> None:
+        if self.workers.get(w.id) is w:
+            del self.workers[w.id]
+
+    def free_slots(self) -> int:
+        return sum(w.free for w in self.workers.values())

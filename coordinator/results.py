@@ -1,0 +1,86 @@
+"""Results are written in batches: whatever arrived in the last few milliseconds, up to
+`result_batch`, in one transaction. A database outage holds them in memory and retries;
+nothing reported is dropped while the process lives."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime
+
+import asyncpg
+
+from skiplock.common import db, logs, timeutil
+from skiplock.common.config import CoordinatorSettings
+from skiplock.coordinator.metrics import CoordinatorMetrics
+from skiplock.coordinator.outcomes import ResultRow, apply_results
+
+log = logs.get("skiplock.results")
+
+
+class ResultWriter:
+    def __init__(self, pool: asyncpg.Pool, settings: CoordinatorSettings, metrics: CoordinatorMetrics,
+                 on_written: Callable[[], None], clock: Callable[[], datetime] = timeutil.utcnow) -> None:
+        self.pool = pool
+        self.settings = settings
+        self.metrics = metrics
+        self.on_written = on_written
+        self.clock = clock
+        self._pending: list[ResultRow] = []
+        self._arrived = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._stopping = False
+
+    def add(self, rows: list[ResultRow]) -> None:
+        if rows:
+            self._pending.extend(rows)
+            self._idle.clear()
+            self._arrived.set()
+
+    async def run(self) -> None:
+        backoff = 0.1
+        while True:
+            await self._arrived.wait()
+            if len(self._pending) < self.settings.result_batch and not self._stopping:
+                await asyncio.sleep(self.settings.result_flush_s)  # let a batch gather
+            batch = self._pending[: self.settings.result_batch]
+            try:
+                await self._write(batch)
+                backoff = 0.1
+            except db.TRANSIENT_ERRORS as exc:
+                self.metrics.db_errors.labels("results").inc()
+                log.warning("results_write_retry", error=str(exc) or type(exc).__name__,
+                            pending=len(self._pending), retry_in_s=round(backoff, 2))
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            del self._pending[: len(batch)]
+            if not self._pending:
+                self._arrived.clear()
+                self._idle.set()
+            self.on_written()
+
+    async def _write(self, batch: list[ResultRow]) -> None:
+        async with self.pool.acquire() as conn:
+            applied = await apply_results(conn, batch, self.clock(), self.settings.max_lost_runs)
+        self.metrics.retries.inc(applied.retries)
+        done = {r["id"] for r in applied.rows}
+        for r in applied.rows:
+            self.metrics.results.labels(r["state"]).inc()
+        for r in batch:
+            if r.run_id not in done:
+                self.metrics.stale.inc()
+                log.warning("stale_result", run_id=str(r.run_id), state=r.state,
+                            why="the run is no longer held under this lease token")
+
+    async def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until everything received so far is written (used when draining)."""
+        self._stopping = True
+        self._arrived.set() if self._pending else None
+        try:
+            async with asyncio.timeout(timeout):
+                await self._idle.wait()
+            return True
+        except TimeoutError:
+            return False

@@ -1,0 +1,201 @@
+"""The worker session: one bidirectional gRPC stream per worker.
+
+Hello → Welcome (with the runs it no longer holds), then heartbeats and results in,
+assignments and cancels out. Losing the stream does not fail the worker's runs: their
+leases decide, so a worker that reconnects in time (here or to another coordinator) keeps
+them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+
+import asyncpg
+import grpc
+
+from skiplock.common import db, logs, timeutil
+from skiplock.common.config import CoordinatorSettings
+from skiplock.coordinator.dispatcher import Dispatcher
+from skiplock.coordinator.metrics import CoordinatorMetrics
+from skiplock.coordinator.outcomes import ResultRow
+from skiplock.coordinator.registry import Registry, WorkerConn
+from skiplock.coordinator.results import ResultWriter
+from skiplock.proto import skiplock_pb2 as pb
+from skiplock.proto import skiplock_pb2_grpc as pb_grpc
+from skiplock.sql import query
+
+log = logs.get("skiplock.session")
+
+STATES = {pb.OUTCOME_SUCCEEDED: "succeeded", pb.OUTCOME_FAILED: "failed", pb.OUTCOME_CANCELLED: "cancelled"}
+
+
+def _uuid(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+def _ts(unix_s: float, fallback: datetime) -> datetime:
+    return datetime.fromtimestamp(unix_s, UTC) if unix_s > 0 else fallback
+
+
+class WorkerSessionService(pb_grpc.WorkerSessionServicer):
+    def __init__(self, pool: asyncpg.Pool, settings: CoordinatorSettings, registry: Registry,
+                 dispatcher: Dispatcher, results: ResultWriter, metrics: CoordinatorMetrics,
+                 clock: Callable[[], datetime] = timeutil.utcnow) -> None:
+        self.pool = pool
+        self.settings = settings
+        self.registry = registry
+        self.dispatcher = dispatcher
+        self.results = results
+        self.metrics = metrics
+        self.clock = clock
+        self.accepting = True
+
+    def _authorised(self, context: grpc.aio.ServicerContext) -> bool:
+        token = self.settings.worker_token
+        if not token:
+            return True
+        md = dict(context.invocation_metadata() or ())
+        return md.get("authorization") == f"Bearer {token}"
+
+    async def Session(self, request_iterator: AsyncIterator[pb.WorkerMessage],
+                      context: grpc.aio.ServicerContext) -> None:
+        if not self._authorised(context):
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "worker token missing or wrong")
+        if not self.accepting:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "coordinator is shutting down")
+        first = await anext(aiter(request_iterator), None)
+        if first is None or first.WhichOneof("kind") != "hello":
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first message must be hello")
+        hello = first.hello
+        if not hello.worker_id or hello.slots < 1 or not hello.types:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "hello needs worker_id, slots >= 1 and types")
+        w = WorkerConn(id=hello.worker_id, name=hello.name or hello.worker_id, host=hello.host,
+                       types=tuple(hello.types), queues=tuple(hello.queues), slots=hello.slots)
+        bound = log.bind(worker_id=w.id, worker_name=w.name)
+        try:
+            lost = await self._register(w, list(hello.running))
+        except db.TRANSIENT_ERRORS as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"database unavailable: {exc}")
+        old = self.registry.add(w)
+        if old is not None:  # the same worker reconnected before its old stream ended
+            old.closed = True
+            old.outbound.put_nowait(None)
+        self.metrics.workers.set(len(self.registry.workers))
+        await context.write(pb.CoordinatorMessage(welcome=pb.Welcome(
+            coordinator_id=self.settings.coordinator_id,
+            heartbeat_interval_s=self.settings.leases.heartbeat_s,
+            lease_s=self.settings.leases.lease_s, lost_run_ids=lost)))
+        bound.info("worker_connected", host=w.host, types=list(w.types), slots=w.slots,
+                   resumed=len(hello.running) - len(lost), lost=len(lost))
+        self.dispatcher.poke()
+        reader = asyncio.create_task(self._read(w, request_iterator), name=f"read-{w.id}")
+        reader.add_done_callback(lambda _: w.outbound.put_nowait(None))
+        try:
+            while True:
+                msg = await w.outbound.get()
+                if msg is None:
+                    break
+                await context.write(msg)
+        finally:
+            reader.cancel()
+            w.closed = True
+            self.registry.remove(w)
+            self.metrics.workers.set(len(self.registry.workers))
+            try:
+                await self.pool.execute(query("worker_disconnected"), w.id,
+                                        self.settings.coordinator_id, self.clock())
+            except db.TRANSIENT_ERRORS:
+                pass  # the heartbeat age tells the API the worker is gone
+            bound.info("worker_disconnected", inflight=len(w.inflight))
+
+    async def _register(self, w: WorkerConn, running: list[pb.RunRef]) -> list[str]:
+        """Record the worker and adopt the runs it still executes; returns those it lost."""
+        now = self.clock()
+        refs = [(r.run_id, _uuid(r.run_id), _uuid(r.lease_token)) for r in running]
+        valid = [(s, i, t) for s, i, t in refs if i is not None and t is not None]
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(query("upsert_worker"), w.id, w.name, w.host, list(w.types),
+                               list(w.queues), w.slots, self.settings.coordinator_id, now)
+            held = {str(r["id"]) for r in await conn.fetch(
+                query("extend_leases"), [i for _, i, _ in valid], [t for _, _, t in valid], now,
+                self.settings.leases.lease_s, w.id, False, self.settings.coordinator_id)}
+        for r in running:
+            if r.run_id in held:
+                w.inflight[r.run_id] = r.lease_token
+        return [s for s, _, _ in refs if s not in held]
+
+    async def _read(self, w: WorkerConn, request_iterator: AsyncIterator[pb.WorkerMessage]) -> None:
+        try:
+            async for msg in request_iterator:
+                kind = msg.WhichOneof("kind")
+                if kind == "results":
+                    self._on_results(w, msg.results)
+                elif kind == "heartbeat":
+                    await self._on_heartbeat(w, msg.heartbeat)
+        except asyncio.CancelledError:
+            raise
+        except grpc.aio.AioRpcError:
+            pass  # the stream broke; the caller cleans up
+        except Exception:
+            log.exception("session_reader_failed", worker_id=w.id)
+
+    def _on_results(self, w: WorkerConn, results: pb.Results) -> None:
+        now = self.clock()
+        rows = []
+        for r in results.results:
+            w.inflight.pop(r.run_id, None)
+            run_id, token = _uuid(r.run_id), _uuid(r.lease_token)
+            state = STATES.get(r.outcome)
+            if run_id is None or token is None or state is None:
+                log.warning("malformed_result", worker_id=w.id, run_id=r.run_id)
+                continue
+            rows.append(ResultRow(run_id=run_id, token=token, state=state,
+                                  result=r.result_json or None, error=r.error or None,
+                                  finished_at=_ts(r.finished_at, now), retryable=r.retryable,
+                                  retry_after_s=r.retry_after_s))
+        self.results.add(rows)
+        self.dispatcher.poke()
+
+    async def _on_heartbeat(self, w: WorkerConn, hb: pb.Heartbeat) -> None:
+        if hb.draining and not w.draining:
+            log.info("worker_draining", worker_id=w.id)
+        w.draining = hb.draining
+        refs = [(r.run_id, _uuid(r.run_id), _uuid(r.lease_token)) for r in hb.running]
+        valid = [(s, i, t) for s, i, t in refs if i is not None and t is not None]
+        try:
+            held = {str(r["id"]) for r in await self.pool.fetch(
+                query("extend_leases"), [i for _, i, _ in valid], [t for _, _, t in valid],
+                self.clock(), self.settings.leases.lease_s, w.id, hb.draining,
+                self.settings.coordinator_id)}
+        except db.TRANSIENT_ERRORS as exc:
+            self.metrics.db_errors.labels("heartbeat").inc()
+            log.warning("heartbeat_not_recorded", worker_id=w.id, error=str(exc) or type(exc).__name__)
+            return
+        lost = [s for s, _, _ in refs if s not in held]
+        if lost:
+            # Reaped or cancelled meanwhile: the worker must stop them; a result would be stale.
+            for s in lost:
+                w.inflight.pop(s, None)
+            w.send(pb.CoordinatorMessage(cancel=pb.Cancel(run_ids=lost, reason="lease lost")))
+            log.warning("lease_lost", worker_id=w.id, runs=lost)
+
+    def cancel(self, run_id: str, worker_id: str | None, reason: str) -> bool:
+        """Stop a run on its worker, if that worker is connected here."""
+        w = self.registry.workers.get(worker_id or "")
+        if w is None or run_id not in w.inflight:
+            return False
+        w.send(pb.CoordinatorMessage(cancel=pb.Cancel(run_ids=[run_id], reason=reason)))
+        log.info("cancel_sent", run_id=run_id, worker_id=w.id, reason=reason)
+        return True
+
+    async def close_all(self, reason: str) -> None:
+        self.accepting = False
+        for w in list(self.registry.workers.values()):
+            w.send(pb.CoordinatorMessage(drain=pb.Drain(reason=reason)))
+            w.outbound.put_nowait(None)

@@ -1,0 +1,45 @@
+"""The SQL of skiplock: yoyo migrations in ``migrations/`` and named queries in ``queries.sql``."""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+_NAME = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.M)
+
+
+def parse_queries(text: str) -> dict[str, str]:
+    """Split a file of ``-- name: x`` blocks into {name: statement}.
+
+    Comment lines inside a block are dropped; a duplicate or empty block is an error, so a
+    typo can't silently shadow a statement.
+    """
+    parts = _NAME.split(text)
+    queries: dict[str, str] = {}
+    for name, body in zip(parts[1::2], parts[2::2], strict=True):
+        lines = [ln for ln in body.splitlines() if not ln.lstrip().startswith("--")]
+        sql = "\n".join(lines).strip().rstrip(";").strip()
+        if not sql:
+            raise ValueError(f"query {name!r} is empty")
+        if name in queries:
+            raise ValueError(f"query {name!r} is defined twice")
+        queries[name] = sql
+    return queries
+
+
+@cache
+def queries() -> dict[str, str]:
+    return parse_queries(resources.files(__package__).joinpath("queries.sql").read_text())
+
+
+def query(name: str) -> str:
+    try:
+        return queries()[name]
+    except KeyError:
+        raise KeyError(f"no query named {name!r} in queries.sql") from None
+
+
+def migrations_dir() -> Path:
+    return Path(str(resources.files(__package__).joinpath("migrations")))

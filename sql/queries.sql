@@ -1,0 +1,319 @@
+-- All skiplock SQL, as named blocks. Code refers to a statement by its name
+-- (skiplock.sql.Queries). Time-dependent statements take "now" as a parameter so tests
+-- move time instead of sleeping.
+
+-- name: insert_tasks
+-- $1: jsonb array of task records. Idempotency keys already present are skipped.
+INSERT INTO skiplock_tasks (id, name, type, payload, queue, priority, run_at, cron, timezone,
+                            catch_up, overlap, max_attempts, timeout_s, retry_backoff_s,
+                            retry_backoff_max_s, retry_jitter, idempotency_key, created_at,
+                            updated_at)
+SELECT id, name, type, payload, queue, priority, run_at, cron, timezone, catch_up, overlap,
+       max_attempts, timeout_s, retry_backoff_s, retry_backoff_max_s, retry_jitter,
+       idempotency_key, $2, $2
+FROM jsonb_to_recordset($1::jsonb) AS t(
+    id uuid, name text, type text, payload jsonb, queue text, priority integer,
+    run_at timestamptz, cron text, timezone text, catch_up text, overlap text,
+    max_attempts integer, timeout_s double precision, retry_backoff_s double precision,
+    retry_backoff_max_s double precision, retry_jitter boolean, idempotency_key text)
+ON CONFLICT (idempotency_key) DO NOTHING
+RETURNING id;
+
+-- name: tasks_by_idempotency_key
+SELECT id, idempotency_key FROM skiplock_tasks WHERE idempotency_key = ANY($1::text[]);
+
+-- name: insert_runs
+-- New pending runs (first runs, retries, cron slots); wakes coordinators in the same
+-- transaction with the earliest due time (unix seconds) as payload.
+WITH ins AS (
+    INSERT INTO skiplock_runs (id, task_id, attempt, type, queue, priority, scheduled_for,
+                               due_at, reason, created_at)
+    SELECT id, task_id, attempt, type, queue, priority, scheduled_for, due_at, reason, $10
+    FROM unnest($1::uuid[], $2::uuid[], $3::integer[], $4::text[], $5::text[], $6::integer[],
+                $7::timestamptz[], $8::timestamptz[], $9::text[])
+         AS r(id, task_id, attempt, type, queue, priority, scheduled_for, due_at, reason)
+    ON CONFLICT (task_id, scheduled_for, attempt) DO NOTHING
+    RETURNING due_at
+)
+SELECT count(*) AS inserted,
+       pg_notify('skiplock_wake', extract(epoch FROM min(due_at))::text) AS notified
+FROM ins
+HAVING count(*) > 0;
+
+-- name: claim
+-- Claim up to $4 due runs for the free slots listed in $5 (one worker id per slot, in
+-- the order slots should be filled). One statement, any number of coordinators.
+WITH picked AS (
+    SELECT id
+    FROM skiplock_runs
+    WHERE state = 'pending'
+      AND due_at <= $1
+      AND type = ANY($2::text[])
+      AND (cardinality($3::text[]) = 0 OR queue = ANY($3::text[]))
+    ORDER BY priority DESC, due_at
+    LIMIT $4
+    FOR UPDATE SKIP LOCKED
+), numbered AS (
+    SELECT id, row_number() OVER () AS n FROM picked
+)
+UPDATE skiplock_runs r
+SET state = 'running',
+    worker_id = ($5::text[])[numbered.n],
+    coordinator_id = $6,
+    started_at = $1,
+    lease_token = gen_random_uuid(),
+    lease_expires_at = $1 + make_interval(secs => $7),
+    deadline_at = $1 + make_interval(secs => t.timeout_s + $8)
+FROM numbered, skiplock_tasks t
+WHERE r.id = numbered.id AND t.id = r.task_id
+RETURNING r.id, r.lease_token, r.task_id, t.name AS task_name, r.type, t.payload::text AS payload,
+          r.attempt, t.max_attempts, t.timeout_s, r.scheduled_for, r.queue, r.priority,
+          r.worker_id, r.reason, t.cron, t.timezone, t.catch_up, t.status AS task_status;
+
+-- name: next_due
+-- The earliest pending run after $1 that these workers could take (for the wake-up timer).
+SELECT min(due_at)
+FROM skiplock_runs
+WHERE state = 'pending' AND due_at > $1 AND due_at < 'infinity'
+  AND type = ANY($2::text[])
+  AND (cardinality($3::text[]) = 0 OR queue = ANY($3::text[]));
+
+-- name: finish_runs
+-- Apply worker results. A row counts only while the run is `running` under the same
+-- lease token (fencing); the rest are stale and not returned.
+WITH res AS (
+    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],
+                         $6::timestamptz[], $7::boolean[], $8::double precision[])
+        AS x(id, token, state, result, error, finished_at, retryable, retry_after_s)
+)
+UPDATE skiplock_runs r
+SET state = res.state,
+    result = res.result::jsonb,
+    error = res.error,
+    finished_at = res.finished_at,
+    lease_expires_at = NULL
+FROM res, skiplock_tasks t
+WHERE r.id = res.id AND r.lease_token = res.token AND r.state = 'running' AND t.id = r.task_id
+RETURNING r.id, r.task_id, r.state, r.attempt, r.scheduled_for, r.type, r.queue, r.priority,
+          res.retryable, res.retry_after_s, false AS lost, t.max_attempts, t.cron,
+          t.status AS task_status, t.retry_backoff_s, t.retry_backoff_max_s, t.retry_jitter;
+
+-- name: reap_expired
+-- Fail running runs whose lease ran out (worker lost) or whose deadline passed (no result
+-- within timeout_s). SKIP LOCKED: safe with any number of coordinators.
+WITH gone AS (
+    SELECT id
+    FROM skiplock_runs
+    WHERE state = 'running' AND (lease_expires_at < $1 OR deadline_at < $1)
+    ORDER BY lease_expires_at
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE skiplock_runs r
+SET state = 'failed',
+    finished_at = $1,
+    lease_expires_at = NULL,
+    error = CASE WHEN r.lease_expires_at < $1
+                 THEN 'worker lost: no heartbeat from worker ' || coalesce(r.worker_id, '?')
+                      || ' before its lease expired'
+                 ELSE 'timed out: no result from the worker within timeout_s' END
+FROM gone, skiplock_tasks t
+WHERE r.id = gone.id AND t.id = r.task_id
+RETURNING r.id, r.task_id, r.state, r.attempt, r.scheduled_for, r.type, r.queue, r.priority,
+          true AS retryable, 0::double precision AS retry_after_s,
+          (r.error LIKE 'worker lost%') AS lost, t.max_attempts, t.cron,
+          t.status AS task_status, t.retry_backoff_s, t.retry_backoff_max_s, t.retry_jitter;
+
+-- name: count_lost_runs
+-- A run lost with its worker counts against its task; past the limit the task is parked.
+UPDATE skiplock_tasks
+SET lost_runs = lost_runs + x.n,
+    status = CASE WHEN status = 'active' AND lost_runs + x.n >= $3 THEN 'quarantined' ELSE status END,
+    updated_at = $4
+FROM unnest($1::uuid[], $2::integer[]) AS x(id, n)
+WHERE skiplock_tasks.id = x.id
+RETURNING skiplock_tasks.id, skiplock_tasks.status;
+
+-- name: finish_tasks
+-- One-off tasks whose last run reached a final state (a pending retry or trigger keeps
+-- the task active).
+UPDATE skiplock_tasks
+SET status = x.status, updated_at = $3
+FROM unnest($1::uuid[], $2::text[]) AS x(id, status)
+WHERE skiplock_tasks.id = x.id AND skiplock_tasks.status = 'active'
+  AND skiplock_tasks.cron IS NULL
+  AND NOT EXISTS (SELECT 1 FROM skiplock_runs r
+                  WHERE r.task_id = x.id AND r.state IN ('pending', 'running'));
+
+-- name: extend_leases
+-- A worker's heartbeat: extend the leases of the runs it holds (under their tokens) and
+-- mark it alive. Returns the runs still held; the worker must drop the others.
+WITH alive AS (
+    UPDATE skiplock_workers
+    SET last_heartbeat_at = $3, running = cardinality($1::uuid[]), draining = $6,
+        coordinator_id = $7, disconnected_at = NULL
+    WHERE id = $5
+)
+UPDATE skiplock_runs r
+SET lease_expires_at = $3 + make_interval(secs => $4), worker_id = $5, coordinator_id = $7
+FROM unnest($1::uuid[], $2::uuid[]) AS h(id, token)
+WHERE r.id = h.id AND r.lease_token = h.token AND r.state = 'running'
+RETURNING r.id;
+
+-- name: upsert_worker
+INSERT INTO skiplock_workers (id, name, host, types, queues, slots, running, coordinator_id,
+                              connected_at, last_heartbeat_at, disconnected_at, draining)
+VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $8, NULL, false)
+ON CONFLICT (id) DO UPDATE
+SET name = EXCLUDED.name, host = EXCLUDED.host, types = EXCLUDED.types,
+    queues = EXCLUDED.queues, slots = EXCLUDED.slots, coordinator_id = EXCLUDED.coordinator_id,
+    last_heartbeat_at = EXCLUDED.last_heartbeat_at, disconnected_at = NULL, draining = false;
+
+-- name: worker_disconnected
+UPDATE skiplock_workers SET disconnected_at = $3
+WHERE id = $1 AND coordinator_id = $2 AND disconnected_at IS NULL;
+
+-- name: list_workers
+SELECT id, name, host, types, queues, slots, running, coordinator_id, connected_at,
+       last_heartbeat_at, draining
+FROM skiplock_workers
+WHERE disconnected_at IS NULL AND last_heartbeat_at > $1
+ORDER BY connected_at, id;
+
+
+-- name: get_task
+SELECT t.*,
+       (SELECT min(due_at) FROM skiplock_runs p
+         WHERE p.task_id = t.id AND p.state = 'pending' AND p.due_at < 'infinity') AS next_due,
+       EXISTS (SELECT 1 FROM skiplock_runs q
+                WHERE q.task_id = t.id AND q.state = 'running') AS has_running
+FROM skiplock_tasks t
+WHERE t.id = $1;
+
+-- name: list_tasks
+-- Newest first; keyset paging on (created_at, id). $1/$2: cursor (or NULL), filters after.
+SELECT t.*,
+       (SELECT min(due_at) FROM skiplock_runs p
+         WHERE p.task_id = t.id AND p.state = 'pending' AND p.due_at < 'infinity') AS next_due,
+       EXISTS (SELECT 1 FROM skiplock_runs q
+                WHERE q.task_id = t.id AND q.state = 'running') AS has_running
+FROM skiplock_tasks t
+WHERE ($1::timestamptz IS NULL OR (t.created_at, t.id) < ($1, $2::uuid))
+  AND ($3::text IS NULL OR t.type = $3)
+  AND ($4::text IS NULL OR t.queue = $4)
+  AND ($5::text IS NULL OR starts_with(t.name, $5))
+  AND ($6::text[] IS NULL OR t.status = ANY($6::text[]))
+  AND ($7::boolean IS NULL OR $7 = EXISTS (SELECT 1 FROM skiplock_runs q
+                                           WHERE q.task_id = t.id AND q.state = 'running'))
+ORDER BY t.created_at DESC, t.id DESC
+LIMIT $8;
+
+-- name: last_runs
+SELECT DISTINCT ON (task_id) *
+FROM skiplock_runs
+WHERE task_id = ANY($1::uuid[])
+ORDER BY task_id, created_at DESC, id DESC;
+
+-- name: get_run
+SELECT * FROM skiplock_runs WHERE id = $1;
+
+-- name: list_runs
+SELECT *
+FROM skiplock_runs r
+WHERE ($1::timestamptz IS NULL OR (r.created_at, r.id) < ($1, $2::uuid))
+  AND ($3::text IS NULL OR r.state = $3)
+  AND ($4::text IS NULL OR r.type = $4)
+  AND ($5::uuid IS NULL OR r.task_id = $5)
+  AND ($6::text IS NULL OR r.worker_id = $6)
+ORDER BY r.created_at DESC, r.id DESC
+LIMIT $7;
+
+-- name: lock_task
+SELECT * FROM skiplock_tasks WHERE id = $1 FOR UPDATE;
+
+-- name: cancel_task
+-- Cancel: pending runs end `cancelled`; running runs are returned so their coordinators
+-- can stop them (told by NOTIFY in the same transaction).
+WITH t AS (
+    UPDATE skiplock_tasks SET status = 'cancelled', updated_at = $2
+    WHERE id = $1 AND status NOT IN ('succeeded', 'failed', 'cancelled')
+    RETURNING id
+), pend AS (
+    UPDATE skiplock_runs SET state = 'cancelled', finished_at = $2, error = 'task cancelled'
+    WHERE task_id = $1 AND state = 'pending' AND EXISTS (SELECT 1 FROM t)
+    RETURNING id
+)
+SELECT r.id, r.worker_id, r.coordinator_id,
+       pg_notify('skiplock_cancel', json_build_object('run_id', r.id, 'worker_id', r.worker_id,
+                                                      'reason', 'task cancelled')::text)
+FROM skiplock_runs r
+WHERE r.task_id = $1 AND r.state = 'running' AND EXISTS (SELECT 1 FROM t);
+
+-- name: pause_task
+-- Paused: pending runs wait with an infinite due time until resumed.
+WITH t AS (
+    UPDATE skiplock_tasks SET status = 'paused', updated_at = $2
+    WHERE id = $1 AND status = 'active'
+    RETURNING id
+)
+UPDATE skiplock_runs SET due_at = 'infinity'
+WHERE task_id = $1 AND state = 'pending' AND EXISTS (SELECT 1 FROM t);
+
+-- name: resume_task
+WITH t AS (
+    UPDATE skiplock_tasks SET status = 'active', updated_at = $2, lost_runs = 0
+    WHERE id = $1 AND status IN ('paused', 'quarantined')
+    RETURNING id
+)
+UPDATE skiplock_runs SET due_at = greatest(scheduled_for, $2)
+WHERE task_id = $1 AND state = 'pending' AND EXISTS (SELECT 1 FROM t)
+RETURNING id, pg_notify('skiplock_wake', extract(epoch FROM due_at)::text);
+
+-- name: pending_run_count
+SELECT count(*) FROM skiplock_runs WHERE task_id = $1 AND state IN ('pending', 'running');
+
+-- name: runs_by_state
+SELECT state, count(*) FROM skiplock_runs GROUP BY state;
+
+-- name: due_backlog
+SELECT count(*) FROM skiplock_runs WHERE state = 'pending' AND due_at <= $1;
+
+-- name: connected_worker_count
+SELECT count(*) FROM skiplock_workers WHERE disconnected_at IS NULL AND last_heartbeat_at > $1;
+
+-- name: patch_task
+-- $2: the validated changes as a JSON object; absent keys keep their value.
+UPDATE skiplock_tasks SET
+    name = CASE WHEN $2::jsonb ? 'name' THEN $2->>'name' ELSE name END,
+    payload = CASE WHEN $2::jsonb ? 'payload' THEN $2->'payload' ELSE payload END,
+    queue = CASE WHEN $2::jsonb ? 'queue' THEN $2->>'queue' ELSE queue END,
+    priority = CASE WHEN $2::jsonb ? 'priority' THEN ($2->>'priority')::integer ELSE priority END,
+    run_at = CASE WHEN $2::jsonb ? 'run_at' THEN ($2->>'run_at')::timestamptz ELSE run_at END,
+    cron = CASE WHEN $2::jsonb ? 'cron' THEN $2->>'cron' ELSE cron END,
+    timezone = CASE WHEN $2::jsonb ? 'timezone' THEN $2->>'timezone' ELSE timezone END,
+    catch_up = CASE WHEN $2::jsonb ? 'catch_up' THEN $2->>'catch_up' ELSE catch_up END,
+    overlap = CASE WHEN $2::jsonb ? 'overlap' THEN $2->>'overlap' ELSE overlap END,
+    max_attempts = CASE WHEN $2::jsonb ? 'max_attempts' THEN ($2->>'max_attempts')::integer ELSE max_attempts END,
+    timeout_s = CASE WHEN $2::jsonb ? 'timeout_s' THEN ($2->>'timeout_s')::double precision ELSE timeout_s END,
+    retry_backoff_s = CASE WHEN $2::jsonb ? 'retry_backoff_s' THEN ($2->>'retry_backoff_s')::double precision ELSE retry_backoff_s END,
+    retry_backoff_max_s = CASE WHEN $2::jsonb ? 'retry_backoff_max_s' THEN ($2->>'retry_backoff_max_s')::double precision ELSE retry_backoff_max_s END,
+    retry_jitter = CASE WHEN $2::jsonb ? 'retry_jitter' THEN ($2->>'retry_jitter')::boolean ELSE retry_jitter END,
+    updated_at = $3
+WHERE id = $1
+RETURNING *;
+
+-- name: repoint_pending_runs
+-- Queue and priority are copied onto runs for the claim; keep pending ones in step.
+UPDATE skiplock_runs r SET queue = t.queue, priority = t.priority
+FROM skiplock_tasks t
+WHERE r.task_id = $1 AND t.id = $1 AND r.state = 'pending';
+
+-- name: drop_pending_slots
+-- A changed cron re-plans: the pending slot of the old schedule goes.
+DELETE FROM skiplock_runs
+WHERE task_id = $1 AND state = 'pending' AND reason IN ('schedule', 'catch_up');
+
+-- name: move_pending_run
+UPDATE skiplock_runs SET scheduled_for = $2, due_at = CASE WHEN due_at = 'infinity' THEN due_at ELSE greatest($2, $3) END
+WHERE task_id = $1 AND state = 'pending' AND reason = 'schedule'
+RETURNING pg_notify('skiplock_wake', extract(epoch FROM due_at)::text);

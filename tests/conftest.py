@@ -1,0 +1,100 @@
+"""Real PostgreSQL for every test: SKIPLOCK_TEST_DATABASE_URL when set, else an embedded
+server this session starts (and stops). One migrated template; a cheap copy per test."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+from skiplock.common import db
+from skiplock.common.embedded import EmbeddedPostgres
+
+TEMPLATE = "skiplock_test_template"
+
+
+def with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> Iterator[str]:
+    url = os.environ.get("SKIPLOCK_TEST_DATABASE_URL")
+    if url:
+        yield url
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="skiplock-test-pg-"))
+    server = EmbeddedPostgres(tmp / "data")
+    url = server.start()
+    try:
+        yield url
+    finally:
+        server.remove()
+
+
+@pytest.fixture(scope="session")
+def embedded_pg_factory() -> Iterator[list[EmbeddedPostgres]]:
+    """Servers a test starts for itself (to restart them); removed at the end."""
+    made: list[EmbeddedPostgres] = []
+    yield made
+    for server in made:
+        server.remove()
+
+
+@pytest.fixture(scope="session")
+async def template_url(pg_admin_url: str) -> str:
+    conn = await asyncpg.connect(pg_admin_url)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{TEMPLATE}"')
+    finally:
+        await conn.close()
+    url = with_database(pg_admin_url, TEMPLATE)
+    await db.migrate(url)
+    return url
+
+
+@pytest.fixture
+async def db_url(pg_admin_url: str, template_url: str) -> AsyncIterator[str]:
+    name = f"skiplock_test_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(pg_admin_url)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE}"')
+    finally:
+        await conn.close()
+    yield with_database(pg_admin_url, name)
+    conn = await asyncpg.connect(pg_admin_url)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def pool(db_url: str) -> AsyncIterator[asyncpg.Pool]:
+    p = await db.create_pool(db_url, min_size=1, max_size=5)
+    yield p
+    await p.close()
+
+
+async def wait_until(predicate, timeout: float = 20.0, interval: float = 0.05, what: str = "condition"):  # type: ignore[no-untyped-def]
+    """Poll an (async or plain) predicate until it returns something truthy."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    last = None
+    while loop.time() < end:
+        last = predicate()
+        if asyncio.iscoroutine(last):
+            last = await last
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {last!r}")

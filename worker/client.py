@@ -1,0 +1,291 @@
+"""The worker: one session stream to a coordinator (failing over along the list), a task per
+run, heartbeats that keep the runs' leases, and a drain on SIGTERM.
+
+Runs keep executing while the stream is down; results wait in the outbox and go out after the
+worker reconnects (to the same coordinator or the next one), where the lease token decides
+whether they still count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+import grpc
+
+from skiplock import __version__
+from skiplock.common import logs
+from skiplock.common.config import WorkerSettings
+from skiplock.common.errors import ConfigError
+from skiplock.proto import skiplock_pb2 as pb
+from skiplock.proto import skiplock_pb2_grpc as pb_grpc
+from skiplock.worker import executors, netguard
+from skiplock.worker.handlers import Context, HandlerFn
+from skiplock.worker.outcome import Outcome
+
+log = logs.get("skiplock.worker")
+
+OUTCOMES = {"succeeded": pb.OUTCOME_SUCCEEDED, "failed": pb.OUTCOME_FAILED, "cancelled": pb.OUTCOME_CANCELLED}
+CHANNEL_OPTIONS = [
+    ("grpc.keepalive_time_ms", 5_000),  # notice a dead or half-open coordinator in seconds
+    ("grpc.keepalive_timeout_ms", 5_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    ("grpc.enable_retries", 0),
+]
+
+
+@dataclass
+class Running:
+    assignment: pb.Assignment
+    task: asyncio.Task[None]
+    cancel_reason: str | None = None
+
+
+class Worker:
+    def __init__(self, settings: WorkerSettings, handlers: dict[str, HandlerFn]) -> None:
+        self.settings = settings
+        self.handlers = handlers
+        self.id = uuid.uuid4().hex  # fresh per process start
+        self.name = settings.name or f"{socket.gethostname()}-{os.getpid()}"
+        self.types = self._types()
+        self.running: dict[str, Running] = {}
+        self.outbox: list[pb.Result] = []
+        self._outbox_ready = asyncio.Event()
+        self._heartbeat_now = asyncio.Event()
+        self.heartbeat_s = 2.0
+        self.draining = False
+        self.stopped = asyncio.Event()
+        self.connected = asyncio.Event()
+        self.coordinator: str | None = None
+        self._session_stop: asyncio.Event | None = None
+        self.http: aiohttp.ClientSession | None = None
+        self.log = log.bind(worker_id=self.id, worker_name=self.name)
+
+    def _types(self) -> list[str]:
+        types = list(self.settings.types) if self.settings.types else ["http", *sorted(self.handlers)]
+        if self.settings.allow_shell and "shell" not in types:
+            types.append("shell")
+        if not self.settings.allow_shell and "shell" in types:
+            raise ConfigError("the shell type needs --allow-shell")
+        unknown = [t for t in types if t not in ("http", "shell") and t not in self.handlers]
+        if unknown:
+            raise ConfigError(f"no handler imported for type(s) {', '.join(unknown)}; use --import")
+        return types
+
+    # ---- runs ----
+
+    def _start(self, a: pb.Assignment) -> None:
+        if a.run_id in self.running:
+            return
+        task = asyncio.create_task(self._execute(a), name=f"run-{a.run_id}")
+        self.running[a.run_id] = Running(a, task)
+
+    async def _execute(self, a: pb.Assignment) -> None:
+        started = time.time()
+        rlog = self.log.bind(run_id=a.run_id, task_id=a.task_id, attempt=a.attempt, type=a.type)
+        try:
+            payload = json.loads(a.payload_json) if a.payload_json else {}
+            async with asyncio.timeout(a.timeout_s):
+                outcome = await self._dispatch(a, payload, rlog)
+        except TimeoutError:
+            outcome = Outcome("failed", None, f"timed out after {a.timeout_s:g}s (timeout_s)", retryable=True)
+        except asyncio.CancelledError:
+            reason = self.running[a.run_id].cancel_reason if a.run_id in self.running else None
+            if reason == "shutdown":
+                outcome = Outcome("failed", None, "worker shut down before the run finished", retryable=True)
+            elif reason == "lease lost":
+                self.running.pop(a.run_id, None)
+                rlog.warning("run_abandoned", why="lease lost")
+                return  # nobody would accept a result
+            else:
+                outcome = Outcome("cancelled", None, reason or "cancelled")
+        except Exception as exc:  # an executor bug must not kill the worker
+            rlog.exception("run_crashed")
+            outcome = Outcome("failed", None, f"worker error: {type(exc).__name__}: {exc}", retryable=True)
+        self.running.pop(a.run_id, None)
+        rlog.info("run_finished", state=outcome.state, error=(outcome.error or "")[:200] or None,
+                  duration_ms=round((time.time() - started) * 1000))
+        self.outbox.append(pb.Result(
+            run_id=a.run_id, lease_token=a.lease_token, outcome=OUTCOMES[outcome.state],
+            result_json=json.dumps(outcome.result) if outcome.result is not None else "",
+            error=outcome.error or "", retryable=outcome.retryable,
+            retry_after_s=outcome.retry_after_s, started_at=started, finished_at=time.time()))
+        self._outbox_ready.set()
+
+    async def _dispatch(self, a: pb.Assignment, payload: dict[str, Any], rlog: Any) -> Outcome:
+        cap = self.settings.output_cap_bytes
+        if a.type == "http":
+            assert self.http is not None
+            return await executors.run_http(self.http, payload, a.timeout_s, cap)
+        if a.type == "shell":
+            if not self.settings.allow_shell:
+                return Outcome("failed", None, "this worker does not run shell tasks", retryable=True)
+            return await executors.run_shell(payload, a.timeout_s, cap)
+        fn = self.handlers.get(a.type)
+        if fn is None:
+            return Outcome("failed", None, f"no handler for type {a.type!r} on this worker", retryable=True)
+        ctx = Context(run_id=a.run_id, task_id=a.task_id, task_name=a.task_name, type=a.type,
+                      attempt=a.attempt, max_attempts=a.max_attempts,
+                      scheduled_for=datetime.fromtimestamp(a.scheduled_for, UTC),
+                      timeout_s=a.timeout_s, worker_id=self.id, log=rlog)
+        return await executors.run_custom(fn, payload, ctx)
+
+    def _cancel(self, run_ids: list[str], reason: str) -> None:
+        for run_id in run_ids:
+            r = self.running.get(run_id)
+            if r is not None and not r.task.done():
+                r.cancel_reason = reason
+                r.task.cancel()
+                self.log.info("run_cancel_requested", run_id=run_id, reason=reason)
+
+    # ---- the stream ----
+
+    def _refs(self) -> list[pb.RunRef]:
+        return [pb.RunRef(run_id=k, lease_token=r.assignment.lease_token) for k, r in self.running.items()]
+
+    async def _requests(self, stop: asyncio.Event) -> AsyncIterator[pb.WorkerMessage]:
+        yield pb.WorkerMessage(hello=pb.Hello(
+            worker_id=self.id, name=self.name, host=socket.gethostname(), types=self.types,
+            queues=list(self.settings.queues), slots=self.settings.slots, running=self._refs(),
+            version=__version__))
+        next_beat = time.monotonic() + self.heartbeat_s
+        while True:
+            if self.outbox:
+                batch, self.outbox = self.outbox[:1000], self.outbox[1000:]
+                yield pb.WorkerMessage(results=pb.Results(results=batch))
+                continue
+            if stop.is_set():
+                return  # outbox flushed: half-close
+            self._outbox_ready.clear()
+            if self._heartbeat_now.is_set() or time.monotonic() >= next_beat:
+                self._heartbeat_now.clear()
+                next_beat = time.monotonic() + self.heartbeat_s
+                yield pb.WorkerMessage(heartbeat=pb.Heartbeat(running=self._refs(), draining=self.draining))
+                continue
+            waiters = [asyncio.ensure_future(e.wait()) for e in (self._outbox_ready, self._heartbeat_now, stop)]
+            try:
+                await asyncio.wait(waiters, timeout=max(0.0, next_beat - time.monotonic()),
+                                   return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waiters:
+                    w.cancel()
+
+    async def _session(self, target: str) -> None:
+        metadata = (("authorization", f"Bearer {self.settings.worker_token}"),) if self.settings.worker_token else None
+        if self.settings.tls_ca:
+            with open(self.settings.tls_ca, "rb") as f:
+                creds = grpc.ssl_channel_credentials(root_certificates=f.read())
+            channel = grpc.aio.secure_channel(target, creds, options=CHANNEL_OPTIONS)
+        else:
+            channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+        stop = asyncio.Event()
+        self._session_stop = stop
+        try:
+            call = pb_grpc.WorkerSessionStub(channel).Session(self._requests(stop), metadata=metadata)
+            async for msg in call:
+                kind = msg.WhichOneof("kind")
+                if kind == "assignments":
+                    if self.draining:
+                        # Too late to take them: hand them straight back for a retry elsewhere.
+                        for a in msg.assignments.assignments:
+                            self.outbox.append(pb.Result(run_id=a.run_id, lease_token=a.lease_token,
+                                                         outcome=pb.OUTCOME_FAILED, retryable=True,
+                                                         error="worker draining", finished_at=time.time()))
+                        self._outbox_ready.set()
+                        continue
+                    for a in msg.assignments.assignments:
+                        self._start(a)
+                elif kind == "cancel":
+                    self._cancel(list(msg.cancel.run_ids), msg.cancel.reason or "cancelled")
+                elif kind == "welcome":
+                    self.heartbeat_s = msg.welcome.heartbeat_interval_s or self.heartbeat_s
+                    self.coordinator = target
+                    self.connected.set()
+                    self._cancel(list(msg.welcome.lost_run_ids), "lease lost")
+                    self.log.info("connected", coordinator=target, coordinator_id=msg.welcome.coordinator_id,
+                                  running=len(self.running), lost=len(msg.welcome.lost_run_ids))
+                elif kind == "drain":
+                    self.log.info("coordinator_draining", coordinator=target, reason=msg.drain.reason)
+                    break
+        finally:
+            stop.set()
+            self.connected.clear()
+            await channel.close(grace=None)
+
+    async def connect_loop(self) -> None:
+        """Stay connected: try each coordinator in turn, backing off with jitter."""
+        targets = list(self.settings.coordinators)
+        i, backoff = 0, 0.1
+        while not self.stopped.is_set():
+            target = targets[i % len(targets)]
+            began = time.monotonic()
+            try:
+                await self._session(target)
+            except grpc.aio.AioRpcError as exc:
+                self.log.warning("session_ended", coordinator=target, code=exc.code().name,
+                                 detail=exc.details())
+                if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+                    backoff = 5.0
+            if self.stopped.is_set():
+                break
+            if time.monotonic() - began > 10:
+                backoff = 0.1  # it was a healthy session: reconnect quickly
+            i += 1
+            await asyncio.sleep(backoff * (0.5 + random.random()))
+            backoff = min(backoff * 2, 5.0)
+
+    async def drain(self, grace_s: float) -> None:
+        """Stop taking runs, let running ones finish for `grace_s`, fail the rest back for a
+        retry elsewhere, and make sure the results went out."""
+        self.draining = True
+        self._heartbeat_now.set()
+        self.log.info("draining", running=len(self.running), grace_s=grace_s)
+        pending = [r.task for r in self.running.values()]
+        if pending:
+            await asyncio.wait(pending, timeout=grace_s)
+        leftover = [k for k, r in self.running.items() if not r.task.done()]
+        self._cancel(leftover, "shutdown")
+        tasks = [r.task for r in self.running.values()]
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        connector = aiohttp.TCPConnector(resolver=netguard.GuardedResolver(self.settings.allow_net), limit=0)
+        self.http = aiohttp.ClientSession(connector=connector,
+                                          trace_configs=[netguard.trace_config(self.settings.allow_net)])
+        self.log.info("worker_starting", coordinators=list(self.settings.coordinators), types=self.types,
+                      slots=self.settings.slots)
+        conn = asyncio.create_task(self.connect_loop(), name="connect")
+        stopper = asyncio.create_task(stop.wait(), name="stop")
+        done, _ = await asyncio.wait([conn, stopper], return_when=asyncio.FIRST_COMPLETED)
+        if conn in done and conn.exception() is not None:
+            self.log.error("connection_loop_died", error=repr(conn.exception()))
+        await self.drain(self.settings.drain_grace_s)
+        # End the stream in order: the request side flushes the outbox, then half-closes;
+        # the coordinator reads everything before it closes its side.
+        self.stopped.set()
+        if self._session_stop is not None:
+            self._session_stop.set()
+        if self.connected.is_set():
+            try:
+                async with asyncio.timeout(5):
+                    await asyncio.shield(conn)
+            except (TimeoutError, Exception):
+                pass
+        conn.cancel()
+        stopper.cancel()
+        await asyncio.gather(conn, stopper, return_exceptions=True)
+        await self.http.close()
+        self.log.info("worker_stopped", unsent_results=len(self.outbox))

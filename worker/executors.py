@@ -1,0 +1,158 @@
+"""The built-in executors (http, shell) and the call into custom handlers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import json
+import os
+import signal
+import time
+import traceback
+from typing import Any
+
+import aiohttp
+
+from skiplock.worker.handlers import Context, HandlerFn, NonRetryableError, is_async
+from skiplock.worker.netguard import ForbiddenAddress
+from skiplock.worker.outcome import Outcome, cap_text
+
+RETRY_STATUSES = frozenset({408, 429})
+KILL_GRACE_S = 2.0
+
+
+def _retry_after(value: str | None) -> float:
+    if not value:
+        return 0.0
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+        return max(0.0, when.timestamp() - time.time())
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _codes(value: Any) -> set[int]:
+    if value is None:
+        return set()
+    return set(value) if isinstance(value, list) else {value}
+
+
+async def run_http(session: aiohttp.ClientSession, payload: dict[str, Any], timeout_s: float, cap: int) -> Outcome:
+    method = str(payload.get("method", "POST")).upper()
+    req_timeout = min(float(payload.get("timeout_s", timeout_s)), timeout_s)
+    kwargs: dict[str, Any] = {"headers": payload.get("headers") or {},
+                              "timeout": aiohttp.ClientTimeout(total=req_timeout)}
+    if "json" in payload:
+        kwargs["json"] = payload["json"]
+    elif "body" in payload:
+        kwargs["data"] = payload["body"].encode()
+    try:
+        async with session.request(method, payload["url"], **kwargs) as resp:
+            data = await resp.content.read(cap + 1)
+            body, cut = cap_text(data, cap)
+            result = {"status_code": resp.status, "body": body, "body_truncated": cut}
+            expected = _codes(payload.get("expect_status"))
+            ok = resp.status in expected if expected else 200 <= resp.status < 300
+            if ok:
+                return Outcome("succeeded", result)
+            retryable = (resp.status >= 500 or resp.status in RETRY_STATUSES
+                         or resp.status in _codes(payload.get("retry_on_status")))
+            return Outcome("failed", result, f"HTTP {resp.status}", retryable,
+                           _retry_after(resp.headers.get("Retry-After")))
+    except ForbiddenAddress as exc:
+        return Outcome("failed", None, f"refused: {exc}", retryable=False)
+    except TimeoutError:
+        return Outcome("failed", None, f"timed out after {req_timeout:g}s", retryable=True)
+    except aiohttp.InvalidURL as exc:
+        return Outcome("failed", None, f"invalid URL: {exc}", retryable=False)
+    except aiohttp.ClientError as exc:
+        return Outcome("failed", None, f"connection error: {type(exc).__name__}: {exc}", retryable=True)
+
+
+def _shell_env(extra: dict[str, str] | None) -> dict[str, str]:
+    # The worker's own secrets (SKIPLOCK_*) are not handed to commands.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SKIPLOCK_")}
+    env.update(extra or {})
+    return env
+
+
+async def _read_capped(stream: asyncio.StreamReader, cap: int) -> tuple[str, bool]:
+    kept = bytearray()
+    total = 0
+    while chunk := await stream.read(65536):
+        total += len(chunk)
+        if len(kept) < cap:
+            kept.extend(chunk[: cap - len(kept)])
+    return kept.decode("utf-8", errors="replace"), total > cap
+
+
+def _killpg(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+async def run_shell(payload: dict[str, Any], timeout_s: float, cap: int) -> Outcome:
+    cmd = payload["command"]
+    argv = ["/bin/sh", "-c", cmd] if isinstance(cmd, str) else list(cmd)
+    limit = min(float(payload.get("timeout_s", timeout_s)), timeout_s)
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, cwd=payload.get("cwd"), env=_shell_env(payload.get("env")),
+            start_new_session=True)  # its own process group, so a kill takes its children too
+    except (FileNotFoundError, PermissionError, NotADirectoryError) as exc:
+        return Outcome("failed", None, f"cannot start command: {exc}", retryable=False)
+    assert proc.stdout is not None and proc.stderr is not None
+    readers = asyncio.gather(_read_capped(proc.stdout, cap), _read_capped(proc.stderr, cap))
+    try:
+        async with asyncio.timeout(limit):
+            (out, out_cut), (err, err_cut) = await readers
+            code = await proc.wait()
+    except (TimeoutError, asyncio.CancelledError) as exc:
+        _killpg(proc.pid, signal.SIGTERM)
+        try:
+            async with asyncio.timeout(KILL_GRACE_S):
+                await proc.wait()
+        except TimeoutError:
+            pass
+        _killpg(proc.pid, signal.SIGKILL)  # anything of the group still alive
+        await proc.wait()
+        readers.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await readers
+        if isinstance(exc, asyncio.CancelledError):
+            raise
+        return Outcome("failed", None, f"timed out after {limit:g}s; process group killed", retryable=True)
+    result = {"exit_code": code, "stdout": out, "stderr": err,
+              "stdout_truncated": out_cut, "stderr_truncated": err_cut}
+    if code == 0:
+        return Outcome("succeeded", result)
+    return Outcome("failed", result, f"exit code {code}", retryable=True)
+
+
+async def run_custom(fn: HandlerFn, payload: dict[str, Any], ctx: Context) -> Outcome:
+    try:
+        if is_async(fn):
+            value = await fn(payload, ctx)  # type: ignore[misc]
+        else:
+            value = await asyncio.to_thread(fn, payload, ctx)
+    except NonRetryableError as exc:
+        return Outcome("failed", None, _describe(exc), retryable=False)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        return Outcome("failed", None, _describe(exc), retryable=True)
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError) as exc:
+        return Outcome("failed", None, f"handler returned a value that is not JSON: {exc}", retryable=False)
+    return Outcome("succeeded", value)
+
+
+def _describe(exc: BaseException) -> str:
+    tb = "".join(traceback.format_exception(exc)[-3:])
+    return f"{type(exc).__name__}: {exc}\n{tb}"[:8192]

@@ -1,0 +1,67 @@
+"""Custom handlers: `@handler("email")` registers a Python function for a task type."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+TYPE_RE = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
+BUILTIN = frozenset({"http", "shell"})
+
+HandlerFn = Callable[[dict[str, Any], "Context"], Awaitable[Any] | Any]
+
+
+class NonRetryableError(Exception):
+    """Raise from a handler to fail the run without retrying it."""
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a handler knows about the run it executes."""
+
+    run_id: str
+    task_id: str
+    task_name: str
+    type: str
+    attempt: int
+    max_attempts: int
+    scheduled_for: datetime
+    timeout_s: float
+    worker_id: str
+    log: Any
+
+
+_registry: dict[str, HandlerFn] = {}
+
+
+def handler(type_name: str) -> Callable[[HandlerFn], HandlerFn]:
+    """Register `fn` as the handler of tasks of type `type_name`.
+
+    The function gets (payload, ctx); it may be async or plain (plain ones run in a thread).
+    Return a JSON-serialisable result; raise to fail the run (retried while attempts remain),
+    or raise NonRetryableError to fail it for good.
+    """
+    if not isinstance(type_name, str) or not TYPE_RE.match(type_name):
+        raise ValueError(f"handler type {type_name!r} must match {TYPE_RE.pattern}")
+    if type_name in BUILTIN:
+        raise ValueError(f"{type_name!r} is a built-in type; pick another name")
+
+    def register(fn: HandlerFn) -> HandlerFn:
+        if type_name in _registry and _registry[type_name] is not fn:
+            raise ValueError(f"a handler for {type_name!r} is already registered")
+        _registry[type_name] = fn
+        return fn
+
+    return register
+
+
+def registered() -> dict[str, HandlerFn]:
+    return dict(_registry)
+
+
+def is_async(fn: HandlerFn) -> bool:
+    return inspect.iscoroutinefunction(fn)

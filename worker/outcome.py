@@ -1,0 +1,21 @@
+"""What an executor returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class Outcome:
+    state: str  # succeeded | failed | cancelled
+    result: Any = None
+    error: str | None = None
+    retryable: bool = True
+    retry_after_s: float = 0.0
+
+
+def cap_text(data: bytes, cap: int) -> tuple[str, bool]:
+    """Decode at most `cap` bytes; say whether anything was cut."""
+    cut = len(data) > cap
+    return data[:cap].decode("utf-8", errors="replace"), cut
