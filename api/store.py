@@ -48,6 +48,7 @@ async def create_tasks(pool: asyncpg.Pool, specs: list[TaskSpec], now: datetime)
     first_by_key: dict[str, uuid.UUID] = {}
     records: list[dict[str, Any]] = []
     fires: dict[uuid.UUID, datetime] = {}
+    by_id: dict[uuid.UUID, TaskSpec] = {}  # each new task's own spec (the first with its key)
     for spec in specs:
         key = spec.idempotency_key
         if key is not None and key in first_by_key:  # the same key twice in one batch
@@ -57,9 +58,9 @@ async def create_tasks(pool: asyncpg.Pool, specs: list[TaskSpec], now: datetime)
         if key is not None:
             first_by_key[key] = tid
         ids.append(tid)
+        by_id[tid] = spec
         records.append(_spec_record(spec, tid))
         fires[tid] = spec.first_fire(now)
-    by_id = {tid: spec for tid, spec in zip(ids, specs, strict=True)}
     async with pool.acquire() as conn, conn.transaction():
         inserted = {r["id"] for r in await conn.fetch(query("insert_tasks"), records, now)}
         existing: dict[str, uuid.UUID] = {}
@@ -77,7 +78,7 @@ async def create_tasks(pool: asyncpg.Pool, specs: list[TaskSpec], now: datetime)
     seen: set[uuid.UUID] = set()
     for tid, spec in zip(ids, specs, strict=True):
         if tid in inserted:
-            out.append((_fresh_view(tid, spec, now, max(fires[tid], now)), tid not in seen))
+            out.append((_fresh_view(tid, by_id[tid], now, max(fires[tid], now)), tid not in seen))
             seen.add(tid)
         else:  # the key belongs to a task created earlier
             view = await get_task(pool, existing[spec.idempotency_key or ""])

@@ -269,9 +269,6 @@ UPDATE skiplock_runs SET due_at = greatest(scheduled_for, $2)
 WHERE task_id = $1 AND state = 'pending' AND EXISTS (SELECT 1 FROM t)
 RETURNING id, pg_notify('skiplock_wake', extract(epoch FROM due_at)::text);
 
--- name: pending_run_count
-SELECT count(*) FROM skiplock_runs WHERE task_id = $1 AND state IN ('pending', 'running');
-
 -- name: runs_by_state
 SELECT state, count(*) FROM skiplock_runs GROUP BY state;
 

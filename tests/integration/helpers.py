@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from skiplock.api import store
+from skiplock.api.validation import validate_create
+from skiplock.common.config import CoordinatorSettings, LeaseSettings
+from skiplock.common.runs import NewRun, insert_runs
+
+
+async def create(pool: asyncpg.Pool, now: datetime, **body: Any) -> dict[str, Any]:
+    body.setdefault("type", "noop")
+    spec, errors = validate_create(body)
+    assert spec is not None, errors
+    [(task, _)] = await store.create_tasks(pool, [spec], now)
+    return task
+
+
+def settings(db_url: str, **kw: Any) -> CoordinatorSettings:
+    return CoordinatorSettings(database_url=db_url, coordinator_id=kw.pop("coordinator_id", "c-test"),
+                               leases=LeaseSettings(lease_s=kw.pop("lease_s", 10.0), heartbeat_s=kw.pop("heartbeat_s", 2.0)),
+                               **kw)
+
+
+async def claim(pool: asyncpg.Pool, now: datetime, n: int, worker: str = "w1", types: tuple[str, ...] = ("noop",),
+                queues: tuple[str, ...] = (), coordinator: str = "c-test", lease_s: float = 10.0) -> list[asyncpg.Record]:
+    from skiplock.sql import query
+
+    return await pool.fetch(query("claim"), now, list(types), list(queues), n, [worker] * n, coordinator, lease_s, 5.0)
+
+
+async def add_runs(pool: asyncpg.Pool, task_id: str, now: datetime, count: int) -> None:
+    await insert_runs(pool, [NewRun(task_id=uuid.UUID(task_id), attempt=1, type="noop", queue="default", priority=0,
+                                    scheduled_for=now.replace(microsecond=i), due_at=now) for i in range(1, count + 1)], now)

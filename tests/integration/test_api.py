@@ -1,0 +1,206 @@
+"""The REST API on real PostgreSQL: shapes, paging, idempotency, and problem+json for bad input."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestServer
+
+from skiplock.api.app import create_app
+from skiplock.common.config import ApiSettings
+
+
+class Client:
+    def __init__(self, base: str, session: aiohttp.ClientSession) -> None:
+        self.base, self.session = base, session
+
+    async def __call__(self, method: str, path: str, body: Any = None, *, raw: bytes | None = None,
+                       headers: dict[str, str] | None = None) -> tuple[int, Any, aiohttp.ClientResponse]:
+        kw: dict[str, Any] = {"headers": headers or {}}
+        if raw is not None:
+            kw["data"] = raw
+            kw["headers"].setdefault("Content-Type", "application/json")
+        elif body is not None:
+            kw["json"] = body
+        async with self.session.request(method, self.base + path, **kw) as r:
+            data = await r.json(content_type=None) if r.content_type.endswith("json") else await r.text()
+            return r.status, data, r
+
+
+async def _client(db_url: str, pool: asyncpg.Pool, **settings: Any) -> AsyncIterator[Client]:
+    server = TestServer(create_app(ApiSettings(database_url=db_url, **settings), pool=pool), host="127.0.0.1")
+    await server.start_server()
+    async with aiohttp.ClientSession() as session:
+        yield Client(str(server.make_url("")), session)
+    await server.close()
+
+
+@pytest.fixture
+async def api(db_url: str, pool: asyncpg.Pool) -> AsyncIterator[Client]:
+    async for c in _client(db_url, pool):
+        yield c
+
+
+async def test_create_and_read_a_task(api: Client) -> None:
+    status, task, resp = await api("POST", "/api/tasks", {
+        "name": "hook", "type": "http", "payload": {"url": "https://example.com/h", "json": {"a": 1}},
+        "run_at": "2030-01-01T10:00:00+01:00", "priority": 3})
+    assert status == 201, task
+    assert resp.headers["Location"] == f"/api/tasks/{task['id']}"
+    assert task["state"] == "scheduled" and task["next_run_at"] == "2030-01-01T09:00:00Z"
+    assert task["run_at"] == "2030-01-01T09:00:00Z" and task["last_run"] is None
+    assert (task["max_attempts"], task["timeout_s"], task["queue"]) == (3, 300, "default")
+    status, got, _ = await api("GET", f"/api/tasks/{task['id']}")
+    assert status == 200 and got["id"] == task["id"] and got["payload"]["json"] == {"a": 1}
+    status, runs, _ = await api("GET", f"/api/tasks/{task['id']}/runs")
+    assert status == 200 and [r["state"] for r in runs["runs"]] == ["pending"]
+    assert runs["runs"][0]["scheduled_for"] == "2030-01-01T09:00:00Z"
+    status, run, _ = await api("GET", f"/api/runs/{runs['runs'][0]['id']}")
+    assert status == 200 and run["task_id"] == task["id"] and run["attempt"] == 1
+
+
+@pytest.mark.parametrize(("method", "path", "body", "status", "field"), [
+    ("POST", "/api/tasks", {"type": "http", "payload": {"url": "nope"}}, 400, "payload.url"),
+    ("POST", "/api/tasks", {"type": "x", "run_at": "2026-01-01 10:00"}, 400, "run_at"),
+    ("POST", "/api/tasks", {"type": "x", "cron": "* * *"}, 400, "cron"),
+    ("POST", "/api/tasks", {"type": "x", "cron": "* * * * *", "timezone": "Moon/Base"}, 400, "timezone"),
+    ("POST", "/api/tasks", [1, 2], 400, "body"),
+    ("POST", "/api/tasks/batch", {"tasks": [{"type": "x"}, {"type": "BAD"}]}, 400, "tasks[1].type"),
+    ("GET", "/api/tasks?limit=0", None, 400, "limit"),
+    ("GET", "/api/tasks?limit=501", None, 400, "limit"),
+    ("GET", "/api/tasks?limit=ten", None, 400, "limit"),
+    ("GET", "/api/tasks?state=sleeping", None, 400, "state"),
+    ("GET", "/api/tasks?cursor=garbage!!", None, 400, "cursor"),
+    ("GET", "/api/tasks?colour=red", None, 400, "colour"),
+    ("GET", "/api/runs?task_id=nope", None, 400, "task_id"),
+    ("GET", "/api/runs?state=done", None, 400, "state"),
+])
+async def test_bad_input_is_a_problem_naming_the_field(api: Client, method: str, path: str, body: Any,
+                                                       status: int, field: str) -> None:
+    got, problem, resp = await api(method, path, body)
+    assert got == status, problem
+    assert resp.content_type == "application/problem+json"
+    assert problem["status"] == status and problem["title"] and problem["detail"]
+    assert field in [e["field"] for e in problem["errors"]]
+
+
+async def test_malformed_json_and_unknown_ids(api: Client) -> None:
+    status, problem, resp = await api("POST", "/api/tasks", raw=b"{not json")
+    assert status == 400 and problem["errors"][0]["field"] == "body"
+    for path in ("/api/tasks/not-a-uuid", "/api/tasks/00000000-0000-0000-0000-000000000000",
+                 "/api/runs/00000000-0000-0000-0000-000000000000", "/api/nothing-here"):
+        status, problem, resp = await api("GET", path)
+        assert status == 404 and resp.content_type == "application/problem+json", path
+    status, problem, _ = await api("DELETE", "/api/tasks/00000000-0000-0000-0000-000000000000")
+    assert status == 404
+    status, problem, _ = await api("PUT", "/api/tasks")
+    assert status == 405 and problem["status"] == 405
+
+
+async def test_body_limit(db_url: str, pool: asyncpg.Pool) -> None:
+    async for api in _client(db_url, pool, max_body_bytes=1024):
+        status, problem, resp = await api("POST", "/api/tasks", {"type": "x", "payload": {"blob": "x" * 4096}})
+        assert status == 413 and resp.content_type == "application/problem+json"
+        assert await pool.fetchval("SELECT count(*) FROM skiplock_tasks") == 0
+
+
+async def test_idempotent_create(api: Client, pool: asyncpg.Pool) -> None:
+    s1, first, _ = await api("POST", "/api/tasks", {"type": "x"}, headers={"Idempotency-Key": "order-42"})
+    s2, second, _ = await api("POST", "/api/tasks", {"type": "x"}, headers={"Idempotency-Key": "order-42"})
+    s3, third, _ = await api("POST", "/api/tasks", {"type": "x", "idempotency_key": "order-42"})
+    assert (s1, s2, s3) == (201, 200, 200)
+    assert first["id"] == second["id"] == third["id"]
+    assert await pool.fetchval("SELECT count(*) FROM skiplock_runs") == 1
+
+
+async def test_batch_is_ordered_all_or_nothing_and_idempotent_inside(api: Client, pool: asyncpg.Pool) -> None:
+    status, body, _ = await api("POST", "/api/tasks/batch", {"tasks": [
+        {"type": "a", "name": "one"}, {"type": "b", "name": "two", "idempotency_key": "k"},
+        {"type": "c", "name": "three", "idempotency_key": "k"}]})
+    assert status == 201
+    assert [t["name"] for t in body["tasks"]] == ["one", "two", "two"]
+    assert body["tasks"][1]["id"] == body["tasks"][2]["id"]
+    status, _, _ = await api("POST", "/api/tasks/batch", {"tasks": [{"type": "a"}, {"type": "http", "payload": {}}]})
+    assert status == 400
+    assert await pool.fetchval("SELECT count(*) FROM skiplock_tasks") == 2, "a bad batch must write nothing"
+
+
+async def test_list_filters_and_cursor_paging(api: Client) -> None:
+    status, body, _ = await api("POST", "/api/tasks/batch", {"tasks": [
+        {"type": "report", "name": f"report-{i:02d}", "queue": "q1" if i % 2 else "q2"} for i in range(25)]})
+    assert status == 201
+    await api("POST", "/api/tasks", {"type": "other", "name": "zzz"})
+    seen: list[str] = []
+    cursor = None
+    while True:
+        path = "/api/tasks?type=report&limit=10" + (f"&cursor={cursor}" if cursor else "")
+        status, page, _ = await api("GET", path)
+        assert status == 200
+        seen += [t["name"] for t in page["tasks"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert len(seen) == 25 and len(set(seen)) == 25
+    status, page, _ = await api("GET", "/api/tasks?queue=q1&limit=500")
+    assert {t["queue"] for t in page["tasks"]} == {"q1"} and len(page["tasks"]) == 12
+    status, page, _ = await api("GET", "/api/tasks?name=report-1")
+    assert sorted(t["name"] for t in page["tasks"]) == [f"report-1{i}" for i in range(10)]
+    status, page, _ = await api("GET", "/api/tasks?state=scheduled&limit=500")
+    assert len(page["tasks"]) == 26
+
+
+async def test_cancel_pause_resume_trigger_patch(api: Client) -> None:
+    _, task, _ = await api("POST", "/api/tasks", {"type": "x", "cron": "0 9 * * *", "timezone": "Europe/Berlin"})
+    tid = task["id"]
+    status, paused, _ = await api("POST", f"/api/tasks/{tid}/pause")
+    assert status == 200 and paused["state"] == "paused" and paused["next_run_at"] is None
+    status, problem, _ = await api("POST", f"/api/tasks/{tid}/trigger")
+    assert status == 409
+    status, resumed, _ = await api("POST", f"/api/tasks/{tid}/resume")
+    assert status == 200 and resumed["state"] == "scheduled" and resumed["next_run_at"].endswith(":00Z")
+    status, patched, _ = await api("PATCH", f"/api/tasks/{tid}", {"cron": "30 6 * * *", "priority": 7})
+    assert status == 200 and patched["cron"] == "30 6 * * *" and patched["priority"] == 7
+    assert patched["next_run_at"][11:16] in ("05:30", "04:30")  # 06:30 Berlin in UTC
+    assert len(patched["next_runs"]) == 5
+    _, runs, _ = await api("GET", f"/api/tasks/{tid}/runs?state=pending")
+    assert len(runs["runs"]) == 1, "the old schedule's slot must be gone"
+    status, run, _ = await api("POST", f"/api/tasks/{tid}/trigger")
+    assert status == 201 and run["reason"] == "trigger" and run["state"] == "pending"
+    status, problem, _ = await api("PATCH", f"/api/tasks/{tid}", {"type": "http"})
+    assert status == 400 and problem["errors"][0]["field"] == "type"
+    status, cancelled, _ = await api("DELETE", f"/api/tasks/{tid}")
+    assert status == 200 and cancelled["state"] == "cancelled" and cancelled["next_run_at"] is None
+    _, runs, _ = await api("GET", f"/api/tasks/{tid}/runs")
+    assert {r["state"] for r in runs["runs"]} == {"cancelled"}
+    status, _, _ = await api("POST", f"/api/tasks/{tid}/pause")
+    assert status == 409
+
+
+async def test_auth_token(db_url: str, pool: asyncpg.Pool) -> None:
+    async for api in _client(db_url, pool, api_token="s3cret"):
+        status, problem, resp = await api("GET", "/api/tasks")
+        assert status == 401 and resp.content_type == "application/problem+json"
+        status, _, _ = await api("GET", "/api/tasks", headers={"Authorization": "Bearer s3cret"})
+        assert status == 200
+        status, _, _ = await api("GET", "/api/healthz")
+        assert status == 200
+
+
+async def test_health_metrics_openapi_docs(api: Client) -> None:
+    status, health, _ = await api("GET", "/api/healthz")
+    assert (status, health) == (200, {"status": "ok", "database": "ok"})
+    status, text, _ = await api("GET", "/metrics")
+    assert status == 200 and "skiplock_api_requests_total" in text
+    status, spec, _ = await api("GET", "/api/openapi.json")
+    assert status == 200 and spec["openapi"].startswith("3.")
+    for path in ("/api/tasks", "/api/tasks/batch", "/api/tasks/{id}", "/api/tasks/{id}/runs", "/api/runs",
+                 "/api/runs/{id}", "/api/workers", "/api/healthz", "/metrics"):
+        assert path in spec["paths"], path
+    status, html, _ = await api("GET", "/docs")
+    assert status == 200 and "swagger-ui-bundle.js" in html
+    status, js, _ = await api("GET", "/docs/static/swagger-ui-bundle.js")
+    assert status == 200 and len(js) > 100_000

@@ -1,0 +1,206 @@
+"""The queue on real PostgreSQL: claim, results with fencing, retries, the reaper."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+
+from skiplock.common import db
+from skiplock.coordinator.outcomes import ResultRow, apply_results, reap
+from skiplock.sql import query
+from tests.integration.helpers import add_runs, claim, create
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+
+async def state_of(pool: asyncpg.Pool, run_id: uuid.UUID) -> str:
+    return await pool.fetchval("SELECT state FROM skiplock_runs WHERE id = $1", run_id)
+
+
+async def test_two_concurrent_claimers_never_get_the_same_run(db_url: str, pool: asyncpg.Pool) -> None:
+    task = await create(pool, NOW)
+    await add_runs(pool, task["id"], NOW, 999)  # 1,000 runs with the first one
+    pools = [await db.create_pool(db_url, min_size=4, max_size=4) for _ in range(2)]
+    try:
+        async def claimer(p: asyncpg.Pool, name: str) -> list[uuid.UUID]:
+            got: list[uuid.UUID] = []
+            while True:
+                rows = await claim(p, NOW + timedelta(seconds=1), 37, worker=name)
+                if not rows:
+                    return got
+                got += [r["id"] for r in rows]
+
+        results = await asyncio.gather(*(claimer(pools[i % 2], f"w{i}") for i in range(8)))
+    finally:
+        for p in pools:
+            await p.close()
+    claimed = [r for rs in results for r in rs]
+    assert len(claimed) == 1000
+    assert len(set(claimed)) == 1000, "a run was claimed twice"
+    assert sum(1 for rs in results if rs) > 1, "the claimers did not actually compete"
+
+
+async def test_claim_honours_due_time_type_queue_and_priority(pool: asyncpg.Pool) -> None:
+    later = await create(pool, NOW, run_at="2026-11-22T12:10:00Z")
+    low = await create(pool, NOW, priority=0)
+    high = await create(pool, NOW, priority=10)
+    other_type = await create(pool, NOW, type="email")
+    other_queue = await create(pool, NOW, queue="reports")
+    rows = await claim(pool, NOW, 10, queues=("default",))
+    assert [str(r["task_id"]) for r in rows] == [high["id"], low["id"]]
+    assert rows[0]["lease_token"] is not None and rows[0]["payload"] == "{}"
+    assert not await claim(pool, NOW, 10, types=("noop",), queues=("default",))
+    assert [str(r["task_id"]) for r in await claim(pool, NOW, 10, types=("email",))] == [other_type["id"]]
+    assert [str(r["task_id"]) for r in await claim(pool, NOW, 10)] == [other_queue["id"]]
+    assert [str(r["task_id"]) for r in await claim(pool, NOW + timedelta(minutes=10), 10)] == [later["id"]]
+
+
+async def test_claim_uses_the_partial_index(pool: asyncpg.Pool) -> None:
+    task = await create(pool, NOW)
+    await add_runs(pool, task["id"], NOW, 200)
+    # Lots of history that must not be scanned.
+    await pool.execute("UPDATE skiplock_runs SET state = 'succeeded' WHERE ctid IN (SELECT ctid FROM skiplock_runs LIMIT 150)")
+    await pool.execute("ANALYZE skiplock_runs")
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SET LOCAL enable_seqscan = off")
+        plan = "\n".join(r[0] for r in await conn.fetch(
+            "EXPLAIN " + query("claim"), NOW, ["noop"], [], 10, ["w"] * 10, "c", 10.0, 5.0))
+    assert "skiplock_runs_claim" in plan, plan
+
+
+async def finish(pool: asyncpg.Pool, row: asyncpg.Record, state: str, *, token: uuid.UUID | None = None,
+                 retryable: bool = True, at: datetime = NOW) -> list[asyncpg.Record]:
+    async with pool.acquire() as conn:
+        applied = await apply_results(conn, [ResultRow(run_id=row["id"], token=token or row["lease_token"], state=state,
+                                                       result='{"ok": true}', error=None if state == "succeeded" else "boom",
+                                                       finished_at=at, retryable=retryable)], at, 3)
+    return applied.rows
+
+
+async def test_result_is_fenced_by_the_lease_token(pool: asyncpg.Pool) -> None:
+    task = await create(pool, NOW)
+    [row] = await claim(pool, NOW, 1)
+    assert await finish(pool, row, "succeeded", token=uuid.uuid4()) == []
+    assert await state_of(pool, row["id"]) == "running"
+    assert len(await finish(pool, row, "succeeded")) == 1
+    assert await state_of(pool, row["id"]) == "succeeded"
+    assert await finish(pool, row, "failed") == [], "a second result must not overwrite the first"
+    t = await pool.fetchrow("SELECT status FROM skiplock_tasks WHERE id = $1", uuid.UUID(task["id"]))
+    assert t["status"] == "succeeded"
+
+
+async def test_failure_retries_with_next_attempt_until_attempts_run_out(pool: asyncpg.Pool) -> None:
+    task = await create(pool, NOW, max_attempts=2, retry_backoff_s=4, retry_jitter=False)
+    [first] = await claim(pool, NOW, 1)
+    await finish(pool, first, "failed")
+    retry = await pool.fetchrow("SELECT * FROM skiplock_runs WHERE task_id = $1 AND attempt = 2", uuid.UUID(task["id"]))
+    assert retry["state"] == "pending" and retry["reason"] == "retry"
+    assert retry["due_at"] == NOW + timedelta(seconds=4)
+    assert retry["scheduled_for"] == first["scheduled_for"]
+    assert not await claim(pool, NOW + timedelta(seconds=3), 1), "a retry must wait for its backoff"
+    [second] = await claim(pool, NOW + timedelta(seconds=4), 1)
+    await finish(pool, second, "failed", at=NOW + timedelta(seconds=5))
+    count = await pool.fetchval("SELECT count(*) FROM skiplock_runs WHERE task_id = $1", uuid.UUID(task["id"]))
+    assert count == 2
+    assert await pool.fetchval("SELECT status FROM skiplock_tasks WHERE id = $1", uuid.UUID(task["id"])) == "failed"
+
+
+async def test_non_retryable_failure_ends_the_task(pool: asyncpg.Pool) -> None:
+    task = await create(pool, NOW, max_attempts=5)
+    [row] = await claim(pool, NOW, 1)
+    await finish(pool, row, "failed", retryable=False)
+    assert await pool.fetchval("SELECT count(*) FROM skiplock_runs WHERE task_id = $1", uuid.UUID(task["id"])) == 1
+    assert await pool.fetchval("SELECT status FROM skiplock_tasks WHERE id = $1", uuid.UUID(task["id"])) == "failed"
+
+
+async def test_reaper_fails_expired_leases_and_retries(pool: asyncpg.Pool) -> None:
+    task = await create(pool, NOW, max_attempts=3)
+    [row] = await claim(pool, NOW, 1, lease_s=10)
+    async with pool.acquire() as conn:
+        assert (await reap(conn, NOW + timedelta(seconds=9), 3)).rows == []
+        applied = await reap(conn, NOW + timedelta(seconds=11), 3)
+    assert [r["id"] for r in applied.rows] == [row["id"]] and applied.retries == 1
+    reaped = await pool.fetchrow("SELECT * FROM skiplock_runs WHERE id = $1", row["id"])
+    assert reaped["state"] == "failed" and reaped["error"].startswith("worker lost")
+    assert await finish(pool, row, "succeeded") == [], "the lost worker's late result is stale"
+    assert await pool.fetchval("SELECT lost_runs FROM skiplock_tasks WHERE id = $1", uuid.UUID(task["id"])) == 1
+
+
+async def test_reaper_enforces_the_deadline_even_with_heartbeats(pool: asyncpg.Pool) -> None:
+    await create(pool, NOW, timeout_s=30)
+    [row] = await claim(pool, NOW, 1, lease_s=10)
+    # Heartbeats keep the lease fresh, but timeout_s + grace (5 s) has passed.
+    await pool.execute("UPDATE skiplock_runs SET lease_expires_at = $2 WHERE id = $1", row["id"], NOW + timedelta(hours=1))
+    async with pool.acquire() as conn:
+        applied = await reap(conn, NOW + timedelta(seconds=36), 3)
+    assert [r["id"] for r in applied.rows] == [row["id"]]
+    assert (await pool.fetchval("SELECT error FROM skiplock_runs WHERE id = $1", row["id"])).startswith("timed out")
+
+
+async def test_task_whose_runs_keep_losing_workers_is_quarantined(pool: asyncpg.Pool) -> None:
+    task = await create(pool, NOW, max_attempts=10, retry_jitter=False, retry_backoff_s=0)
+    t = NOW
+    for _ in range(3):
+        [_row] = await claim(pool, t, 1, lease_s=1)
+        t += timedelta(seconds=2)
+        async with pool.acquire() as conn:
+            applied = await reap(conn, t, 3)
+    assert applied.quarantined == [uuid.UUID(task["id"])]
+    assert await pool.fetchval("SELECT status FROM skiplock_tasks WHERE id = $1", uuid.UUID(task["id"])) == "quarantined"
+    assert not await claim(pool, t + timedelta(hours=1), 1), "a quarantined task gets no more retries"
+
+
+async def test_heartbeat_extends_only_runs_held_under_their_token(pool: asyncpg.Pool) -> None:
+    await create(pool, NOW)
+    await create(pool, NOW)
+    a, b = await claim(pool, NOW, 2, lease_s=10)
+    await pool.execute(query("upsert_worker"), "w1", "w1", "h", ["noop"], [], 2, "c-test", NOW)
+    held = await pool.fetch(query("extend_leases"), [a["id"], b["id"]], [a["lease_token"], uuid.uuid4()],
+                            NOW + timedelta(seconds=5), 10.0, "w1", False, "c-test")
+    assert [r["id"] for r in held] == [a["id"]]
+    lease = await pool.fetchval("SELECT lease_expires_at FROM skiplock_runs WHERE id = $1", a["id"])
+    assert lease == NOW + timedelta(seconds=15)
+
+
+async def test_migrations_race_on_an_empty_database(pg_admin_url: str) -> None:
+    from tests.conftest import with_database
+
+    name = f"skiplock_race_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(pg_admin_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        url = with_database(pg_admin_url, name)
+        results = await asyncio.gather(*(asyncio.to_thread(db.apply_migrations, url) for _ in range(4)))
+        assert sorted(map(len, results)) == [0, 0, 0, 1], "exactly one starter applies each migration"
+        assert await db.migrate(url) == []
+    finally:
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def test_cron_slot_is_materialised_once_across_coordinators(db_url: str, pool: asyncpg.Pool) -> None:
+    from skiplock.coordinator.dispatcher import Dispatcher
+    from skiplock.coordinator.metrics import CoordinatorMetrics
+    from skiplock.coordinator.registry import Registry
+    from tests.integration.helpers import settings
+
+    task = await create(pool, NOW, cron="* * * * *")
+    first = NOW + timedelta(minutes=1)
+    assert task["next_run_at"] == "2026-11-22T12:01:00Z"
+    assert task["next_runs"][:3] == ["2026-11-22T12:01:00Z", "2026-11-22T12:02:00Z", "2026-11-22T12:03:00Z"]
+    at = first + timedelta(milliseconds=3)
+    coords = [Dispatcher(pool, settings(db_url, coordinator_id=f"c{i}"), Registry(), CoordinatorMetrics(),
+                         clock=lambda: at) for i in range(2)]
+    got = await asyncio.gather(*(c.claim(("noop",), (), ["w1"]) for c in coords))
+    assert sorted(len(g) for g in got) == [0, 1]
+    # Both coordinators now try to make the 12:02 slot; the unique key lets one row exist.
+    [row] = [g[0] for g in got if g]
+    async with pool.acquire() as conn, conn.transaction():
+        for c in coords:
+            await c._materialise_cron(conn, [row], at)
+    slots = await pool.fetch("SELECT scheduled_for, state FROM skiplock_runs WHERE task_id = $1 ORDER BY scheduled_for",
+                             uuid.UUID(task["id"]))
+    assert [(s["scheduled_for"], s["state"]) for s in slots] == [(first, "running"), (first + timedelta(minutes=1), "pending")]
