@@ -98,3 +98,28 @@ async def wait_until(predicate, timeout: float = 20.0, interval: float = 0.05, w
             return last
         await asyncio.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {last!r}")
+
+
+async def _new_database(pg_admin_url: str) -> str:
+    name = f"skiplock_test_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(pg_admin_url)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE}"')
+    finally:
+        await conn.close()
+    return with_database(pg_admin_url, name)
+
+
+@pytest.fixture(scope="module")
+async def module_db_url(pg_admin_url: str, template_url: str) -> str:
+    """A database shared by the tests of one module (for a cluster they share)."""
+    return await _new_database(pg_admin_url)
+
+
+@pytest.fixture
+async def webhook() -> AsyncIterator[object]:
+    from tests.webhook import WebhookTarget
+
+    target = await WebhookTarget().start()
+    yield target
+    await target.close()

@@ -1,0 +1,205 @@
+"""Each task type end to end through real processes: api, coordinator, worker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import AsyncIterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from tests.cluster import Cluster
+from tests.conftest import wait_until
+from tests.webhook import WebhookTarget
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+async def cluster(module_db_url: str) -> AsyncIterator[Cluster]:
+    c = Cluster(module_db_url)
+    try:
+        await c.api()
+        await c.coordinator()
+        await c.worker("--import", "e2e_handlers", "--allow-shell", "--slots", "8", name="main-worker")
+        yield c
+    except BaseException:
+        print(c.dump())
+        raise
+    finally:
+        c.stop()
+
+
+async def create(cluster: Cluster, body: dict) -> dict:
+    status, task = await cluster.request("POST", "/api/tasks", body)
+    assert status == 201, task
+    return task
+
+
+async def test_http_task_calls_the_webhook(cluster: Cluster, webhook: WebhookTarget) -> None:
+    task = await create(cluster, {"type": "http", "payload": {
+        "url": webhook.url("/hook"), "method": "PUT", "headers": {"X-Token": "t1"}, "json": {"order": 42}}})
+    done = await cluster.wait_task(task["id"])
+    assert done["state"] == "succeeded", done
+    [hit] = webhook.on("/hook")
+    assert hit.method == "PUT" and hit.headers["X-Token"] == "t1" and json.loads(hit.body) == {"order": 42}
+    result = done["last_run"]["result"]
+    assert result["status_code"] == 200 and json.loads(result["body"])["path"] == "/hook"
+
+
+async def test_webhook_that_fails_twice_then_succeeds_gives_three_runs(cluster: Cluster, webhook: WebhookTarget) -> None:
+    webhook.scripts["/flaky"] = [500, 503]
+    task = await create(cluster, {"type": "http", "payload": {"url": webhook.url("/flaky")},
+                                  "max_attempts": 5, "retry_backoff_s": 0.05})
+    done = await cluster.wait_task(task["id"])
+    assert done["state"] == "succeeded"
+    runs = sorted(await cluster.runs(task["id"]), key=lambda r: r["attempt"])
+    assert [(r["attempt"], r["state"]) for r in runs] == [(1, "failed"), (2, "failed"), (3, "succeeded")]
+    assert runs[0]["error"] == "HTTP 500" and runs[0]["result"]["status_code"] == 500
+    assert len(webhook.on("/flaky")) == 3
+
+
+async def test_http_4xx_is_not_retried(cluster: Cluster, webhook: WebhookTarget) -> None:
+    webhook.scripts["/gone"] = [404]
+    task = await create(cluster, {"type": "http", "payload": {"url": webhook.url("/gone")}, "max_attempts": 3})
+    done = await cluster.wait_task(task["id"])
+    assert done["state"] == "failed" and len(await cluster.runs(task["id"])) == 1
+
+
+async def test_http_to_a_metadata_address_is_refused(cluster: Cluster) -> None:
+    task = await create(cluster, {"type": "http", "payload": {"url": "http://169.254.169.254/latest/meta-data"},
+                                  "max_attempts": 3})
+    done = await cluster.wait_task(task["id"])
+    assert done["state"] == "failed"
+    assert "refused" in done["last_run"]["error"] and "link-local" in done["last_run"]["error"]
+    assert len(await cluster.runs(task["id"])) == 1, "a refused address is not retried"
+
+
+async def test_shell_task_argv_and_string(cluster: Cluster) -> None:
+    argv = await create(cluster, {"type": "shell", "payload": {"command": ["printf", "%s-%s", "a", "b"]}})
+    sh = await create(cluster, {"type": "shell", "payload": {
+        "command": "echo $GREETING from $(pwd); echo oops >&2; exit 3", "env": {"GREETING": "hi"}, "cwd": "/tmp"},
+        "max_attempts": 1})
+    a = await cluster.wait_task(argv["id"])
+    assert a["state"] == "succeeded" and a["last_run"]["result"]["stdout"] == "a-b"
+    s = await cluster.wait_task(sh["id"])
+    assert s["state"] == "failed" and s["last_run"]["error"] == "exit code 3"
+    assert s["last_run"]["result"] == {"exit_code": 3, "stdout": "hi from /tmp\n", "stderr": "oops\n",
+                                       "stdout_truncated": False, "stderr_truncated": False}
+
+
+async def test_shell_output_is_capped(cluster: Cluster) -> None:
+    task = await create(cluster, {"type": "shell", "payload": {"command": "head -c 200000 /dev/zero | tr '\\0' x"}})
+    done = await cluster.wait_task(task["id"])
+    result = done["last_run"]["result"]
+    assert len(result["stdout"]) == 64 * 1024 and result["stdout_truncated"] is True
+
+
+async def test_shell_timeout_kills_the_process_group(cluster: Cluster) -> None:
+    pidfile = Path(tempfile.mkdtemp()) / "pid"
+    task = await create(cluster, {"type": "shell", "timeout_s": 1, "max_attempts": 1, "payload": {
+        "command": f"sleep 60 & echo $! > {pidfile}; wait"}})
+    done = await cluster.wait_task(task["id"])
+    assert done["state"] == "failed" and "timed out" in done["last_run"]["error"]
+    child = int(pidfile.read_text())
+    await wait_until(lambda: not _alive(child), 5, what="the backgrounded child to be killed too")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie is dead for our purpose
+        return Path(f"/proc/{pid}/status").read_text().find("State:\tZ") < 0
+    except FileNotFoundError:
+        return False
+
+
+async def test_cancel_stops_a_running_shell_run_within_seconds(cluster: Cluster) -> None:
+    pidfile = Path(tempfile.mkdtemp()) / "pid"
+    task = await create(cluster, {"type": "shell", "payload": {"command": f"echo $$ > {pidfile}; exec sleep 30"}})
+    await cluster.wait_task(task["id"], states=("running",))
+    await wait_until(lambda: pidfile.exists() and pidfile.read_text().strip(), 10, what="the shell to start")
+    pid = int(pidfile.read_text())
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    status, cancelled = await cluster.request("DELETE", f"/api/tasks/{task['id']}")
+    assert status == 200 and cancelled["state"] == "cancelled"
+
+    async def run_cancelled() -> bool:
+        runs = await cluster.runs(task["id"])
+        return runs[0]["state"] == "cancelled"
+
+    await wait_until(run_cancelled, 10, what="the run to end cancelled")
+    took = loop.time() - began
+    await wait_until(lambda: not _alive(pid), 5, what="the sleep process to be gone")
+    print(f"cancel of a running shell run took {took:.2f}s")
+    assert (await cluster.runs(task["id"]))[0]["finished_at"] is not None
+
+
+async def test_custom_handlers_async_sync_and_non_retryable(cluster: Cluster) -> None:
+    echo = await create(cluster, {"type": "echo", "payload": {"to": "a@b.c"}})
+    add = await create(cluster, {"type": "sync.add", "payload": {"a": 2, "b": 40}})
+    hard = await create(cluster, {"type": "fail.hard", "max_attempts": 5})
+    until = await create(cluster, {"type": "fail.until", "payload": {"succeed_on": 2}, "retry_backoff_s": 0.05})
+    e = await cluster.wait_task(echo["id"])
+    assert e["last_run"]["result"]["payload"] == {"to": "a@b.c"} and e["last_run"]["result"]["attempt"] == 1
+    assert (await cluster.wait_task(add["id"]))["last_run"]["result"] == 42
+    h = await cluster.wait_task(hard["id"])
+    assert h["state"] == "failed" and "NonRetryableError" in h["last_run"]["error"]
+    assert len(await cluster.runs(hard["id"])) == 1
+    u = await cluster.wait_task(until["id"])
+    assert u["state"] == "succeeded" and u["last_run"]["attempt"] == 2
+
+
+async def test_type_no_worker_handles_waits_pending(cluster: Cluster) -> None:
+    task = await create(cluster, {"type": "nobody.handles.this"})
+    await asyncio.sleep(1.0)  # nothing to wait for: we check that nothing happens
+    status, got = await cluster.request("GET", f"/api/tasks/{task['id']}")
+    assert got["state"] == "scheduled" and got["last_run"]["state"] == "pending"
+
+
+async def test_every_two_seconds_cron_fires_on_even_seconds(cluster: Cluster) -> None:
+    task = await create(cluster, {"type": "noop", "cron": "*/2 * * * * *"})
+    assert task["next_runs"] and all(datetime.fromisoformat(t).second % 2 == 0 for t in task["next_runs"])
+
+    async def three_done() -> list[dict]:
+        runs = [r for r in await cluster.runs(task["id"]) if r["state"] == "succeeded"]
+        return runs if len(runs) >= 3 else []
+
+    runs = await wait_until(three_done, 15, what="three cron runs")
+    await cluster.request("DELETE", f"/api/tasks/{task['id']}")
+    slots = sorted(datetime.fromisoformat(r["scheduled_for"]) for r in runs)
+    assert all(s.second % 2 == 0 and s.microsecond == 0 for s in slots)
+    assert len(set(slots)) == len(slots)
+    late = [(datetime.fromisoformat(r["started_at"]) - datetime.fromisoformat(r["scheduled_for"])).total_seconds()
+            for r in runs]
+    print(f"cron lateness (s): {late}")
+    assert all(x >= 0 for x in late)
+
+
+async def test_workers_endpoint_and_grpcurl(cluster: Cluster) -> None:
+    status, body = await cluster.request("GET", "/api/workers")
+    [w] = [w for w in body["workers"] if w["name"] == "main-worker"]
+    assert {"http", "shell", "echo", "noop"} <= set(w["types"]) and w["slots"] == 8
+    assert w["coordinator"] and w["last_heartbeat_at"].endswith("Z")
+    grpcurl = shutil.which("grpcurl") or str(Path(os.sys.executable).parent / "grpcurl")
+    target = f"127.0.0.1:{cluster.coordinators[0].port}"
+    out = subprocess.run([grpcurl, "-plaintext", target, "list"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert {"skiplock.v1.WorkerSession", "skiplock.v1.Admin", "grpc.health.v1.Health"} <= set(out.stdout.split())
+    out = subprocess.run([grpcurl, "-plaintext", target, "skiplock.v1.Admin/ClusterStatus"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    status_doc = json.loads(out.stdout)
+    assert status_doc["workers"] >= 1 and int(status_doc["runs_by_state"]["succeeded"]) >= 1
+    out = subprocess.run([grpcurl, "-plaintext", target, "grpc.health.v1.Health/Check"],
+                         capture_output=True, text=True, timeout=30)
+    assert json.loads(out.stdout)["status"] == "SERVING"

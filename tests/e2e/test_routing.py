@@ -1,0 +1,59 @@
+"""Which worker gets what: only advertised types and queues; several workers share the load."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.cluster import Cluster
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+async def cluster(db_url: str) -> AsyncIterator[Cluster]:
+    c = Cluster(db_url)
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
+async def batch(cluster: Cluster, tasks: list[dict]) -> list[dict]:
+    status, body = await cluster.request("POST", "/api/tasks/batch", {"tasks": tasks})
+    assert status == 201, body
+    return body["tasks"]
+
+
+async def test_worker_receives_only_advertised_types_and_queues(cluster: Cluster) -> None:
+    await cluster.api()
+    await cluster.coordinator()
+    await cluster.worker("--import", "e2e_handlers", "--types", "echo", name="echo-only")
+    await cluster.worker("--import", "e2e_handlers", "--types", "noop,echo", "--queues", "bulk", name="bulk-only")
+    tasks = await batch(cluster, [{"type": "echo", "payload": {"i": i}} for i in range(10)]
+                        + [{"type": "noop", "queue": "default"}, {"type": "noop", "queue": "bulk"}])
+    for t in tasks[:10]:
+        assert (await cluster.wait_task(t["id"]))["state"] == "succeeded"
+    bulk = await cluster.wait_task(tasks[11]["id"])
+    status, workers = await cluster.request("GET", "/api/workers")
+    ids = {w["name"]: w["id"] for w in workers["workers"]}
+    assert bulk["last_run"]["worker_id"] == ids["bulk-only"]
+    by = Counter([(await cluster.wait_task(t["id"]))["last_run"]["worker_id"] for t in tasks[:10]])
+    assert set(by) == {ids["echo-only"]}, "default-queue runs must not go to the bulk-only worker"
+    status, noop = await cluster.request("GET", f"/api/tasks/{tasks[10]['id']}")
+    assert noop["state"] == "scheduled" and noop["last_run"]["state"] == "pending", "no worker takes noop on default"
+
+
+async def test_two_workers_share_the_load(cluster: Cluster) -> None:
+    await cluster.api()
+    await cluster.coordinator()
+    for name in ("w-a", "w-b"):
+        await cluster.worker("--import", "e2e_handlers", "--slots", "4", name=name)
+    tasks = await batch(cluster, [{"type": "sleep", "payload": {"s": 0.2}} for _ in range(24)])
+    done = [await cluster.wait_task(t["id"]) for t in tasks]
+    assert {d["state"] for d in done} == {"succeeded"}
+    per_worker = Counter(d["last_run"]["worker_id"] for d in done)
+    print(f"runs per worker: {dict(per_worker)}")
+    assert len(per_worker) == 2 and min(per_worker.values()) >= 6

@@ -1,0 +1,74 @@
+"""`skiplock up`: embedded PostgreSQL, migrations, API, coordinator and workers from one
+command; a task runs; SIGTERM stops everything, including the database, with no orphans."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+import psutil
+import pytest
+
+from skiplock.common.embedded import free_port
+from tests.conftest import wait_until
+
+pytestmark = pytest.mark.e2e
+
+
+async def test_up_runs_a_cluster_and_stops_cleanly() -> None:
+    data = Path(tempfile.mkdtemp(prefix="skiplock-up-"))
+    api_port, grpc_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("SKIPLOCK_DATABASE_URL", "DATABASE_URL")}
+    env.update(SKIPLOCK_DATA_DIR=str(data), PYTHONPATH=str(Path(__file__).parents[1]))
+    log = data / "up.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "skiplock", "up", "--workers", "2", "--allow-shell",
+                                 "--import", "e2e_handlers", "--api-addr", f"127.0.0.1:{api_port}",
+                                 "--grpc-addr", f"127.0.0.1:{grpc_port}"],
+                                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        await wait_until(lambda: "skiplock is up" in log.read_text() or proc.poll() is not None, 120,
+                         what="skiplock up to be ready")
+        assert proc.poll() is None, log.read_text()
+        text = log.read_text()
+        assert f"http://127.0.0.1:{api_port}" in text and f"127.0.0.1:{grpc_port}" in text
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert len(children) >= 4  # api, coordinator, 2 workers (+ postgres, started detached)
+        base = f"http://127.0.0.1:{api_port}"
+        async with aiohttp.ClientSession() as s:
+            async def workers_up() -> bool:
+                async with s.get(f"{base}/api/workers") as r:
+                    return len((await r.json())["workers"]) == 2
+
+            await wait_until(workers_up, 30, what="both workers")
+            async with s.post(f"{base}/api/tasks", json={"type": "shell", "payload": {"command": ["echo", "up"]}}) as r:
+                assert r.status == 201
+                task = await r.json()
+
+            async def done() -> dict | None:
+                async with s.get(f"{base}/api/tasks/{task['id']}") as r:
+                    t = await r.json()
+                    return t if t["state"] == "succeeded" else None
+
+            finished = await wait_until(done, 30, what="the shell task")
+            assert finished["last_run"]["result"]["stdout"] == "up\n"
+        postgres = [p for p in psutil.process_iter(["cmdline"]) if str(data) in " ".join(p.info["cmdline"] or [])]
+        assert postgres, "the embedded PostgreSQL should run from the data dir"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0, log.read_text()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE
+                                                  for c in children + postgres):
+            time.sleep(0.1)
+        left = [c.pid for c in children + postgres if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+        assert not left, f"orphans left behind: {left}\n{log.read_text()}"
+        assert (data / "postgres" / "PG_VERSION").exists(), "the data dir is kept so tasks survive restarts"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
