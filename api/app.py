@@ -82,10 +82,10 @@ async def problems_middleware(request: web.Request, handler: Handler) -> web.Str
 def auth_middleware(token: str | None) -> Any:
     @web.middleware
     async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if token and request.path.startswith("/api/") and request.path != "/api/healthz":
-            if request.headers.get("Authorization", "") != f"Bearer {token}":
-                raise Problem(401, "Unauthorized", "send Authorization: Bearer <SKIPLOCK_API_TOKEN>",
-                              headers={"WWW-Authenticate": "Bearer"})
+        guarded = token and request.path.startswith("/api/") and request.path != "/api/healthz"
+        if guarded and request.headers.get("Authorization", "") != f"Bearer {token}":
+            raise Problem(401, "Unauthorized", "send Authorization: Bearer <SKIPLOCK_API_TOKEN>",
+                          headers={"WWW-Authenticate": "Bearer"})
         return await handler(request)
 
     return check

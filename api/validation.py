@@ -265,7 +265,9 @@ def _policy(errs: Errors, prefix: str, body: dict[str, Any], spec: TaskSpec) -> 
             spec.retry_jitter = body["retry_jitter"]
 
 
-def validate_create(body: Any, prefix: str = "", header_key: str | None = None) -> tuple[TaskSpec | None, list[FieldError]]:
+def validate_create(
+    body: Any, prefix: str = "", header_key: str | None = None
+) -> tuple[TaskSpec | None, list[FieldError]]:
     errs = Errors()
     if not isinstance(body, dict):
         errs.add(prefix.rstrip(".") or "body", "must be a JSON object")

@@ -50,7 +50,7 @@ def _worker_flags(p: argparse.ArgumentParser, *, standalone: bool) -> None:
               dest="coordinators")
         _flag(p, "--types", "SKIPLOCK_TYPES", "advertise only these types (default: http, imported, shell if allowed)")
         _flag(p, "--name", "SKIPLOCK_WORKER_NAME", "a name for this worker (default host-pid)")
-        _flag(p, "--drain-grace-s", "SKIPLOCK_DRAIN_GRACE_S", "on SIGTERM, seconds running runs may finish (default 30)")
+        _flag(p, "--drain-grace-s", "SKIPLOCK_DRAIN_GRACE_S", "on SIGTERM, seconds runs may finish (default 30)")
         _flag(p, "--metrics-addr", "SKIPLOCK_METRICS_ADDR", "serve Prometheus metrics here (off when unset)")
         _flag(p, "--tls-ca", "SKIPLOCK_TLS_CA", "CA certificate to verify a TLS coordinator")
 
@@ -67,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(up, "--workers", "SKIPLOCK_WORKERS", "worker processes (default 1)", default=env("SKIPLOCK_WORKERS", "1"))
     _worker_flags(up, standalone=False)
     _lease_flags(up)
-    _flag(up, "--api-addr", "SKIPLOCK_API_ADDR", "REST API HOST:PORT", default=env("SKIPLOCK_API_ADDR", config.DEFAULT_API_ADDR))
+    _flag(up, "--api-addr", "SKIPLOCK_API_ADDR", "REST API HOST:PORT",
+          default=env("SKIPLOCK_API_ADDR", config.DEFAULT_API_ADDR))
     _flag(up, "--grpc-addr", "SKIPLOCK_GRPC_ADDR", "coordinator gRPC HOST:PORT",
           default=env("SKIPLOCK_GRPC_ADDR", config.DEFAULT_GRPC_ADDR))
     _flag(up, "--data-dir", "SKIPLOCK_DATA_DIR", "where the embedded PostgreSQL keeps its data")

@@ -12,9 +12,8 @@ import os
 import shutil
 import socket
 import subprocess
-from pathlib import Path
-
 import warnings
+from pathlib import Path
 
 with warnings.catch_warnings():
     # The package asks platformdirs for a runtime dir at import; we don't use it.

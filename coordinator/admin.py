@@ -18,6 +18,8 @@ from skiplock.proto import skiplock_pb2 as pb
 from skiplock.proto import skiplock_pb2_grpc as pb_grpc
 from skiplock.sql import query
 
+Ctx = grpc.aio.ServicerContext
+
 
 class AdminService(pb_grpc.AdminServicer):
     def __init__(self, pool: asyncpg.Pool, settings: CoordinatorSettings, registry: Registry,
@@ -31,7 +33,7 @@ class AdminService(pb_grpc.AdminServicer):
     def _alive_since(self) -> datetime:
         return self.clock() - timedelta(seconds=self.settings.leases.lease_s)
 
-    async def ListWorkers(self, request: pb.ListWorkersRequest, context: grpc.aio.ServicerContext) -> pb.ListWorkersResponse:
+    async def ListWorkers(self, request: pb.ListWorkersRequest, context: Ctx) -> pb.ListWorkersResponse:
         rows = await self.pool.fetch(query("list_workers"), self._alive_since())
         return pb.ListWorkersResponse(workers=[pb.WorkerInfo(
             id=r["id"], name=r["name"], host=r["host"], types=r["types"], queues=r["queues"],
@@ -40,7 +42,7 @@ class AdminService(pb_grpc.AdminServicer):
             last_heartbeat_at=timeutil.iso(r["last_heartbeat_at"]) or "",
             draining=r["draining"]) for r in rows])
 
-    async def ClusterStatus(self, request: pb.ClusterStatusRequest, context: grpc.aio.ServicerContext) -> pb.ClusterStatusResponse:
+    async def ClusterStatus(self, request: pb.ClusterStatusRequest, context: Ctx) -> pb.ClusterStatusResponse:
         by_state = {r["state"]: r["count"] for r in await self.pool.fetch(query("runs_by_state"))}
         backlog = await self.pool.fetchval(query("due_backlog"), self.clock())
         workers = await self.pool.fetchval(query("connected_worker_count"), self._alive_since())
@@ -49,7 +51,7 @@ class AdminService(pb_grpc.AdminServicer):
             local_workers=len(self.registry.workers), runs_by_state=by_state, due_backlog=backlog,
             stale_results=int(self.metrics.stale._value.get()))
 
-    async def GetRun(self, request: pb.GetRunRequest, context: grpc.aio.ServicerContext) -> pb.RunInfo:
+    async def GetRun(self, request: pb.GetRunRequest, context: Ctx) -> pb.RunInfo:
         try:
             run_id = uuid.UUID(request.run_id)
         except ValueError:
@@ -65,7 +67,7 @@ class AdminService(pb_grpc.AdminServicer):
             result_json=json.dumps(r["result"]) if r["result"] is not None else "",
             error=r["error"] or "")
 
-    async def DrainWorker(self, request: pb.DrainWorkerRequest, context: grpc.aio.ServicerContext) -> pb.DrainWorkerResponse:
+    async def DrainWorker(self, request: pb.DrainWorkerRequest, context: Ctx) -> pb.DrainWorkerResponse:
         w = self.registry.workers.get(request.worker_id)
         if w is None:
             return pb.DrainWorkerResponse(found=False)

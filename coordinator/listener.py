@@ -48,7 +48,7 @@ class Listener:
             try:
                 conn = await asyncpg.connect(self.url, timeout=db.CONNECT_TIMEOUT_S)
                 lost = asyncio.Event()
-                conn.add_termination_listener(lambda _c: lost.set())
+                conn.add_termination_listener(lambda _c, lost=lost: lost.set())
                 await conn.add_listener(WAKE, self._wake)
                 await conn.add_listener(CANCEL, self._cancel)
                 self.connected.set()

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -185,8 +186,8 @@ class Worker:
     async def _session(self, target: str) -> None:
         metadata = (("authorization", f"Bearer {self.settings.worker_token}"),) if self.settings.worker_token else None
         if self.settings.tls_ca:
-            with open(self.settings.tls_ca, "rb") as f:
-                creds = grpc.ssl_channel_credentials(root_certificates=f.read())
+            ca = await asyncio.to_thread(Path(self.settings.tls_ca).read_bytes)
+            creds = grpc.ssl_channel_credentials(root_certificates=ca)
             channel = grpc.aio.secure_channel(target, creds, options=CHANNEL_OPTIONS)
         else:
             channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)

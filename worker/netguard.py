@@ -47,7 +47,9 @@ class GuardedResolver(AbstractResolver):
         self.allow = tuple(allow)
         self._inner = aiohttp.ThreadedResolver()
 
-    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
         results = await self._inner.resolve(host, port, family)
         ok = [r for r in results if forbidden_reason(ipaddress.ip_address(r["host"]), self.allow) is None]
         if not ok:
