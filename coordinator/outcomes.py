@@ -60,9 +60,12 @@ async def apply_followups(conn: asyncpg.Connection, rows: Sequence[asyncpg.Recor
                                   scheduled_for=r["scheduled_for"],
                                   due_at=now + timedelta(seconds=delay), reason="retry"))
     await insert_runs(conn, retries, now)
-    finals = [(r["task_id"], final_task_status(r["state"])) for r in rows if r["cron"] is None]
-    if finals:
-        await conn.execute(query("finish_tasks"), [f[0] for f in finals], [f[1] for f in finals], now)
+    finals: dict[str, list[uuid.UUID]] = {}
+    for r in rows:
+        if r["cron"] is None:
+            finals.setdefault(final_task_status(r["state"]), []).append(r["task_id"])
+    for status, task_ids in finals.items():
+        await conn.execute(query("finish_tasks"), task_ids, status, now)
     return Applied(list(rows), len(retries), quarantined)
 
 

@@ -1,6 +1,11 @@
 -- All skiplock SQL, as named blocks. Code refers to a statement by its name
--- (skiplock.sql.Queries). Time-dependent statements take "now" as a parameter so tests
+-- (skiplock.sql.query). Time-dependent statements take "now" as a parameter so tests
 -- move time instead of sleeping.
+--
+-- Batched writes join a table to unnest($1, ...) and ALSO filter it by `id = ANY($1)`: on
+-- young tables the planner's estimates are poor and, without that, it can pick a nested
+-- loop over a sequential scan (seen: 1.5 s for 500 rows against 20,000 tasks). With it,
+-- the lookup is an index or hashed scan whatever the statistics say.
 
 -- name: insert_tasks
 -- $1: jsonb array of task records. Idempotency keys already present are skipped.
@@ -93,7 +98,8 @@ SET state = res.state,
     finished_at = res.finished_at,
     lease_expires_at = NULL
 FROM res, skiplock_tasks t
-WHERE r.id = res.id AND r.lease_token = res.token AND r.state = 'running' AND t.id = r.task_id
+WHERE r.id = ANY($1::uuid[]) AND r.id = res.id AND r.lease_token = res.token AND r.state = 'running'
+  AND t.id = r.task_id
 RETURNING r.id, r.task_id, r.state, r.attempt, r.scheduled_for, r.type, r.queue, r.priority,
           res.retryable, res.retry_after_s, false AS lost, t.max_attempts, t.cron,
           t.status AS task_status, t.retry_backoff_s, t.retry_backoff_max_s, t.retry_jitter;
@@ -131,19 +137,17 @@ SET lost_runs = lost_runs + x.n,
     status = CASE WHEN status = 'active' AND lost_runs + x.n >= $3 THEN 'quarantined' ELSE status END,
     updated_at = $4
 FROM unnest($1::uuid[], $2::integer[]) AS x(id, n)
-WHERE skiplock_tasks.id = x.id
+WHERE skiplock_tasks.id = ANY($1::uuid[]) AND skiplock_tasks.id = x.id
 RETURNING skiplock_tasks.id, skiplock_tasks.status;
 
 -- name: finish_tasks
--- One-off tasks whose last run reached a final state (a pending retry or trigger keeps
--- the task active).
+-- One-off tasks whose last run ended with status $2 (one statement per status, so no join:
+-- see the note at the top). A pending retry or trigger keeps the task active.
 UPDATE skiplock_tasks
-SET status = x.status, updated_at = $3
-FROM unnest($1::uuid[], $2::text[]) AS x(id, status)
-WHERE skiplock_tasks.id = x.id AND skiplock_tasks.status = 'active'
-  AND skiplock_tasks.cron IS NULL
+SET status = $2, updated_at = $3
+WHERE id = ANY($1::uuid[]) AND status = 'active' AND cron IS NULL
   AND NOT EXISTS (SELECT 1 FROM skiplock_runs r
-                  WHERE r.task_id = x.id AND r.state IN ('pending', 'running'));
+                  WHERE r.task_id = skiplock_tasks.id AND r.state IN ('pending', 'running'));
 
 -- name: extend_leases
 -- A worker's heartbeat: extend the leases of the runs it holds (under their tokens) and
@@ -157,7 +161,7 @@ WITH alive AS (
 UPDATE skiplock_runs r
 SET lease_expires_at = $3 + make_interval(secs => $4), worker_id = $5, coordinator_id = $7
 FROM unnest($1::uuid[], $2::uuid[]) AS h(id, token)
-WHERE r.id = h.id AND r.lease_token = h.token AND r.state = 'running'
+WHERE r.id = ANY($1::uuid[]) AND r.id = h.id AND r.lease_token = h.token AND r.state = 'running'
 RETURNING r.id;
 
 -- name: upsert_worker

@@ -116,8 +116,10 @@ class Worker:
             rlog.exception("run_crashed")
             outcome = Outcome("failed", None, f"worker error: {type(exc).__name__}: {exc}", retryable=True)
         self.running.pop(a.run_id, None)
-        rlog.info("run_finished", state=outcome.state, error=(outcome.error or "")[:200] or None,
-                  duration_ms=round((time.time() - started) * 1000))
+        # Every run is in the database; the log line matters when something went wrong.
+        emit = rlog.debug if outcome.state == "succeeded" else rlog.info
+        emit("run_finished", state=outcome.state, error=(outcome.error or "")[:200] or None,
+             duration_ms=round((time.time() - started) * 1000))
         self.outbox.append(pb.Result(
             run_id=a.run_id, lease_token=a.lease_token, outcome=OUTCOMES[outcome.state],
             result_json=json.dumps(outcome.result) if outcome.result is not None else "",

@@ -117,11 +117,14 @@ async def test_sigstop_worker_late_results_are_stale(cluster: Cluster) -> None:
     for t in tasks:
         assert (await cluster.wait_task(t["id"], timeout=30))["state"] == "succeeded"
     frozen.signal(signal.SIGCONT)
-    # The thawed worker finishes its copies (their sleep is over) and reports or drops them.
-    await wait_until(lambda: '"event": "connected"' in frozen.output().split('"event": "connected"', 1)[-1]
-                     or "run_abandoned" in frozen.output() or "run_finished" in frozen.output(), 20,
-                     what="the thawed worker to come back")
-    await asyncio.sleep(LEASE)  # give any late result time to arrive; the check below must still hold
+    # The thawed worker finishes its copies (their sleep is over): each late result is
+    # either rejected as stale by the coordinator, or dropped by the worker when told at
+    # reconnect that it lost the lease.
+    async def accounted() -> float:
+        total = await stale_count(mport) + frozen.output().count('"event": "run_abandoned"')
+        return total if total >= len(tasks) else 0
+
+    await wait_until(accounted, 30, interval=0.2, what="every late copy to be rejected or dropped")
     stale = await stale_count(mport)
     for t in tasks:
         runs = await cluster.runs(t["id"])

@@ -1,0 +1,1 @@
+"""skiplock benchmarks: `make bench` (or `python -m bench`)."""

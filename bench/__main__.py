@@ -1,0 +1,138 @@
+"""Print skiplock's figures: end-to-end runs/s, scheduling lateness, API creates/s.
+
+Starts real processes (api, one coordinator, one worker) against an embedded PostgreSQL
+(or SKIPLOCK_BENCH_DATABASE_URL, which it will fill with tasks), like the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+
+from skiplock.common import db
+from skiplock.common.embedded import EmbeddedPostgres
+from tests.cluster import Cluster
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
+
+
+async def create(session: aiohttp.ClientSession, base: str, tasks: list[dict]) -> None:
+    async with session.post(f"{base}/api/tasks/batch", json={"tasks": tasks}) as r:
+        if r.status != 201:
+            raise SystemExit(f"batch create failed: {r.status} {await r.text()}")
+
+
+async def wait_count(pool: asyncpg.Pool, sql: str, n: int, timeout: float) -> float:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if await pool.fetchval(sql) >= n:
+            return time.time()
+        await asyncio.sleep(0.02)
+    raise SystemExit(f"timed out waiting for {n}: {sql}")
+
+
+async def wait_workers(pool: asyncpg.Pool) -> None:
+    while not await pool.fetchval("SELECT count(*) FROM skiplock_workers WHERE disconnected_at IS NULL"):
+        await asyncio.sleep(0.05)
+
+
+async def count_statements(pool: asyncpg.Pool, seconds: float) -> float:
+    """Transactions committed by skiplock's own connections, from pg_stat_database minus
+    our probes; a fair proxy for round trips since every statement runs in one."""
+    sql = "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()"
+    await pool.execute("SELECT pg_stat_clear_snapshot()")
+    before = await pool.fetchval(sql)
+    await asyncio.sleep(seconds)
+    await pool.execute("SELECT pg_stat_clear_snapshot()")
+    after = await pool.fetchval(sql)
+    return max(0.0, float(after - before - 2)) / seconds
+
+
+async def main(args: argparse.Namespace) -> None:
+    url = os.environ.get("SKIPLOCK_BENCH_DATABASE_URL")
+    server = None
+    if not url:
+        server = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="skiplock-bench-")) / "data")
+        url = await asyncio.to_thread(server.start)
+    cluster = Cluster(url)
+    cluster.env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "tests")])
+    try:
+        await db.wait_for_database(url)
+        await db.migrate(url)
+        pool = await db.create_pool(url)
+        await pool.execute("TRUNCATE skiplock_tasks, skiplock_runs, skiplock_workers CASCADE")
+        await cluster.api()
+        await cluster.coordinator()
+        await cluster.worker("--import", "bench.handlers", "--types", "bench.noop", "--slots", str(args.slots),
+                             name="bench-worker")
+        base = cluster.api_url
+        await wait_workers(pool)
+        # 0. Idle: statements the cluster issues with nothing to do (this probe excluded).
+        idle = await count_statements(pool, args.idle_s)
+        print(f"idle cluster (api + coordinator + worker): {idle:.1f} statements/s", flush=True)
+        async with aiohttp.ClientSession() as s:
+            # 1. API creates/s: batches of 1,000 (tasks far in the future, so nothing runs yet).
+            n = args.tasks
+            future = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+            t0 = time.perf_counter()
+            for i in range(0, n, 1000):
+                await create(s, base, [{"type": "bench.other", "run_at": future} for _ in range(min(1000, n - i))])
+            creates = n / (time.perf_counter() - t0)
+            print(f"API creates/s (POST /api/tasks/batch, 1,000 per request, 1 client): {creates:,.0f}", flush=True)
+
+            # 2. Throughput: n no-op tasks all due at T0 (created before it), drained by one worker.
+            lead = max(2.0, n / creates * 1.5 + 1.0)
+            t_due = datetime.now(UTC) + timedelta(seconds=lead)
+            for i in range(0, n, 1000):
+                await create(s, base, [{"type": "bench.noop", "run_at": t_due.isoformat()}
+                                       for _ in range(min(1000, n - i))])
+            finished = await wait_count(pool, "SELECT count(*) FROM skiplock_runs WHERE type = 'bench.noop' "
+                                              "AND state = 'succeeded'", n, timeout=lead + 600)
+            rate = n / (finished - t_due.timestamp())
+            print(f"end to end: {n:,} no-op runs due at once, 1 coordinator + 1 worker ({args.slots} slots): "
+                  f"{rate:,.0f} runs/s", flush=True)
+            await pool.execute("DELETE FROM skiplock_tasks WHERE type = 'bench.noop'")
+
+            # 3. Lateness: 500 tasks spread over 10 s, on an otherwise idle cluster.
+            start = datetime.now(UTC) + timedelta(seconds=2)
+            spread = [{"type": "bench.noop", "run_at": (start + timedelta(seconds=10 * i / args.late)).isoformat()}
+                      for i in range(args.late)]
+            await create(s, base, spread)
+            await wait_count(pool, "SELECT count(*) FROM skiplock_runs WHERE type = 'bench.noop' "
+                                   "AND state = 'succeeded'", args.late, timeout=60)
+            rows = await pool.fetch("SELECT extract(epoch FROM started_at - scheduled_for) * 1000 AS ms "
+                                    "FROM skiplock_runs WHERE type = 'bench.noop'")
+            late = [float(r["ms"]) for r in rows]
+            print(f"scheduling lateness (claim time - run_at), {args.late} tasks over 10 s: "
+                  f"p50 {pct(late, 50):.1f} ms, p95 {pct(late, 95):.1f} ms, p99 {pct(late, 99):.1f} ms, "
+                  f"max {max(late):.1f} ms, mean {statistics.fmean(late):.1f} ms", flush=True)
+
+        await pool.close()
+    finally:
+        cluster.stop()
+        if server is not None:
+            await asyncio.to_thread(server.remove)
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p.add_argument("--tasks", type=int, default=20_000)
+    p.add_argument("--late", type=int, default=500)
+    p.add_argument("--slots", type=int, default=500)
+    p.add_argument("--idle-s", type=float, default=10.0)
+    sys.exit(asyncio.run(main(p.parse_args())))
