@@ -180,7 +180,11 @@ async def resume_task(pool: asyncpg.Pool, task_id: uuid.UUID, now: datetime) -> 
             raise Conflict(f"task is {task['status']}; only a paused task can be resumed")
         await conn.fetch(query("resume_task"), task_id, now)
         if task["cron"] and task["status"] != TaskStatus.ACTIVE:
-            # Slots missed while paused are skipped: the next slot is the next fire from now.
+            # Slots missed while paused are skipped: the one that came due is recorded as
+            # such (so "why didn't it run at 09:00?" has an answer); next is the next fire.
+            await conn.fetch(query("skip_paused_slot"), task_id, now,
+                             f"paused: the task was paused at this fire time (resumed at {timeutil.iso(now)}); "
+                             "fire times while paused are skipped")
             await conn.execute(query("drop_pending_slots"), task_id)
             fire = timeutil.cron_next(task["cron"], task["timezone"], now)
             await insert_runs(conn, [NewRun(task_id=task_id, attempt=1, type=task["type"],

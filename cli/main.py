@@ -87,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     _lease_flags(co)
     _flag(co, "--metrics-addr", "SKIPLOCK_METRICS_ADDR", "serve Prometheus metrics here (off when unset)")
     _flag(co, "--coordinator-id", "SKIPLOCK_COORDINATOR_ID", "a stable name (default host-random)")
+    _flag(co, "--retention-s", "SKIPLOCK_RETENTION_S", "keep finished runs this long (default 604800, a week)")
     _flag(co, "--tls-cert", "SKIPLOCK_TLS_CERT", "TLS certificate (PEM)")
     _flag(co, "--tls-key", "SKIPLOCK_TLS_KEY", "TLS private key (PEM)")
     _flag(co, "--tls-ca", "SKIPLOCK_TLS_CA", "CA for client certificates (mutual TLS)")
@@ -188,6 +189,7 @@ def cmd_coordinator(args: argparse.Namespace) -> int:
     settings = config.CoordinatorSettings(
         database_url=_db_url(args), grpc_addr=args.grpc_addr, coordinator_id=args.coordinator_id or "",
         leases=_leases(args), metrics_addr=args.metrics_addr, worker_token=env("SKIPLOCK_WORKER_TOKEN"),
+        retention_s=config.parse_positive(args.retention_s, "--retention-s") if args.retention_s else 7 * 86400.0,
         tls_cert=args.tls_cert, tls_key=args.tls_key, tls_ca=args.tls_ca)
     asyncio.run(serve(settings, migrate=not args.no_migrate))
     return 0

@@ -17,9 +17,8 @@ import asyncpg
 
 from skiplock.common import db, logs, timeutil
 from skiplock.common.config import CoordinatorSettings
-from skiplock.common.runs import NewRun, insert_runs
+from skiplock.coordinator import cron
 from skiplock.coordinator.metrics import CoordinatorMetrics
-from skiplock.coordinator.policy import next_slot
 from skiplock.coordinator.registry import Registry, WorkerConn
 from skiplock.proto import skiplock_pb2 as pb
 from skiplock.sql import query
@@ -132,24 +131,12 @@ class Dispatcher:
                 query("claim"), now, list(types), list(queues), len(slots), slots,
                 self.settings.coordinator_id, self.settings.leases.lease_s,
                 self.settings.timeout_grace_s)
-            await self._materialise_cron(conn, rows, now)
+            held = await cron.apply_policies(conn, rows, now)
+            await cron.materialise_next(conn, rows, now)
         self.metrics.claims.inc()
         if rows:
-            self._send(rows, now)
+            self._send([r for r in rows if r["id"] not in held], now)
         return rows
-
-    async def _materialise_cron(self, conn: asyncpg.Connection, rows: list[asyncpg.Record], now: datetime) -> None:
-        """A cron task's next slot is made when the current one is claimed; the unique key
-        (task, slot, attempt) makes a second materialisation a no-op."""
-        nxt: list[NewRun] = []
-        for r in rows:
-            if r["cron"] and r["attempt"] == 1 and r["reason"] in ("schedule", "catch_up") \
-                    and r["task_status"] == "active":
-                fire, reason = next_slot(r["cron"], r["timezone"], r["catch_up"], r["scheduled_for"], now)
-                nxt.append(NewRun(task_id=r["task_id"], attempt=1, type=r["type"], queue=r["queue"],
-                                  priority=r["priority"], scheduled_for=fire, due_at=max(fire, now),
-                                  reason=reason))
-        await insert_runs(conn, nxt, now)
 
     def _send(self, rows: list[asyncpg.Record], now: datetime) -> None:
         per_worker: dict[str, list[pb.Assignment]] = defaultdict(list)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
 
@@ -13,6 +13,7 @@ from skiplock.common import db, logs, timeutil
 from skiplock.common.config import CoordinatorSettings
 from skiplock.coordinator.metrics import CoordinatorMetrics
 from skiplock.coordinator.outcomes import Applied, reap
+from skiplock.sql import query
 
 log = logs.get("skiplock.reaper")
 
@@ -54,3 +55,40 @@ class Reaper:
             except db.TRANSIENT_ERRORS as exc:
                 self.metrics.db_errors.labels("reaper").inc()
                 log.warning("reaper_skipped", error=str(exc) or type(exc).__name__)
+
+
+class Retention:
+    """Deletes finished runs older than `retention_s` (keeping each task's latest run) and
+    workers long gone, in batches of `batch`, pausing between them."""
+
+    def __init__(self, pool: asyncpg.Pool, settings: CoordinatorSettings,
+                 clock: Callable[[], datetime] = timeutil.utcnow, batch: int = 500,
+                 interval_s: float = 60.0) -> None:
+        self.pool = pool
+        self.settings = settings
+        self.clock = clock
+        self.batch = batch
+        self.interval_s = interval_s
+
+    async def run_once(self, max_batches: int = 20) -> int:
+        cutoff = self.clock() - timedelta(seconds=self.settings.retention_s)
+        deleted = 0
+        for _ in range(max_batches):
+            status = await self.pool.execute(query("delete_old_runs"), cutoff, self.batch)
+            n = int(status.split()[-1])
+            deleted += n
+            if n < self.batch:
+                break
+            await asyncio.sleep(0.05)  # let dispatch have the database between batches
+        await self.pool.execute(query("delete_old_workers"), self.clock() - timedelta(days=1))
+        if deleted:
+            log.info("history_pruned", runs=deleted, older_than=timeutil.iso(cutoff))
+        return deleted
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            try:
+                await self.run_once()
+            except db.TRANSIENT_ERRORS as exc:
+                log.warning("retention_skipped", error=str(exc) or type(exc).__name__)

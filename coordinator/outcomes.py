@@ -66,6 +66,9 @@ async def apply_followups(conn: asyncpg.Connection, rows: Sequence[asyncpg.Recor
             finals.setdefault(final_task_status(r["state"]), []).append(r["task_id"])
     for status, task_ids in finals.items():
         await conn.execute(query("finish_tasks"), task_ids, status, now)
+    cron_tasks = list({r["task_id"] for r in rows if r["cron"] is not None})
+    if cron_tasks:  # a slot queued behind this run (overlap=queue) may start now
+        await conn.fetch(query("release_queued"), cron_tasks, now)
     return Applied(list(rows), len(retries), quarantined)
 
 

@@ -22,7 +22,7 @@ from skiplock.common.config import CoordinatorSettings, parse_addr
 from skiplock.coordinator.admin import AdminService
 from skiplock.coordinator.dispatcher import Dispatcher
 from skiplock.coordinator.listener import Listener
-from skiplock.coordinator.maintenance import Reaper
+from skiplock.coordinator.maintenance import Reaper, Retention
 from skiplock.coordinator.metrics import CoordinatorMetrics
 from skiplock.coordinator.registry import Registry
 from skiplock.coordinator.results import ResultWriter
@@ -121,6 +121,7 @@ async def serve(settings: CoordinatorSettings, *, migrate: bool = True,
         asyncio.create_task(results.run(), name="results"),
         asyncio.create_task(reaper.run(), name="reaper"),
         asyncio.create_task(listener.run(), name="listener"),
+        asyncio.create_task(Retention(pool, settings).run(), name="retention"),
     ]
     log.info("coordinator_listening", grpc=f"{host}:{bound}", coordinator_id=settings.coordinator_id,
              lease_s=settings.leases.lease_s, heartbeat_s=settings.leases.heartbeat_s,

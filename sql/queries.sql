@@ -73,7 +73,50 @@ FROM numbered, skiplock_tasks t
 WHERE r.id = numbered.id AND t.id = r.task_id
 RETURNING r.id, r.lease_token, r.task_id, t.name AS task_name, r.type, t.payload::text AS payload,
           r.attempt, t.max_attempts, t.timeout_s, r.scheduled_for, r.queue, r.priority,
-          r.worker_id, r.reason, t.cron, t.timezone, t.catch_up, t.status AS task_status;
+          r.worker_id, r.reason, t.cron, t.timezone, t.catch_up, t.overlap, t.status AS task_status;
+
+-- name: cron_busy
+-- For cron slots just claimed: does the task have another run going, or one waiting?
+SELECT task_id,
+       bool_or(state = 'running' AND NOT (id = ANY($2::uuid[]))) AS running,
+       bool_or(state = 'pending' AND reason = 'queued') AS waiting
+FROM skiplock_runs
+WHERE task_id = ANY($1::uuid[]) AND state IN ('running', 'pending')
+GROUP BY task_id;
+
+-- name: skip_runs
+-- Claimed cron slots that must not run (overlap, catch-up): recorded with the reason.
+UPDATE skiplock_runs r
+SET state = 'skipped', error = x.why, finished_at = $3, started_at = NULL, worker_id = NULL,
+    coordinator_id = NULL, lease_token = NULL, lease_expires_at = NULL, deadline_at = NULL
+FROM unnest($1::uuid[], $2::text[]) AS x(id, why)
+WHERE r.id = ANY($1::uuid[]) AND r.id = x.id AND r.state = 'running';
+
+-- name: queue_runs
+-- overlap=queue: the slot waits (pending, no due time) until the current run ends.
+UPDATE skiplock_runs
+SET state = 'pending', reason = 'queued', due_at = 'infinity', started_at = NULL, worker_id = NULL,
+    coordinator_id = NULL, lease_token = NULL, lease_expires_at = NULL, deadline_at = NULL
+WHERE id = ANY($1::uuid[]) AND state = 'running';
+
+-- name: mark_catch_up
+UPDATE skiplock_runs SET reason = 'catch_up' WHERE id = ANY($1::uuid[]);
+
+-- name: release_queued
+-- A cron run ended: its task's waiting slot (overlap=queue) may start now.
+UPDATE skiplock_runs r SET due_at = $2
+FROM skiplock_tasks t
+WHERE r.task_id = ANY($1::uuid[]) AND r.state = 'pending' AND r.reason = 'queued'
+  AND r.due_at = 'infinity' AND t.id = r.task_id AND t.status = 'active'
+  AND NOT EXISTS (SELECT 1 FROM skiplock_runs o WHERE o.task_id = r.task_id AND o.state = 'running')
+RETURNING pg_notify('skiplock_wake', extract(epoch FROM $2::timestamptz)::text);
+
+-- name: skip_paused_slot
+-- On resume: the slot that came due while paused is recorded as skipped, with why.
+UPDATE skiplock_runs
+SET state = 'skipped', finished_at = $2, error = $3
+WHERE task_id = $1 AND state = 'pending' AND reason IN ('schedule', 'catch_up') AND scheduled_for <= $2
+RETURNING scheduled_for;
 
 -- name: next_due
 -- The earliest pending run after $1 that these workers could take (for the wake-up timer).
@@ -216,7 +259,7 @@ LIMIT $8;
 SELECT DISTINCT ON (task_id) *
 FROM skiplock_runs
 WHERE task_id = ANY($1::uuid[])
-ORDER BY task_id, created_at DESC, id DESC;
+ORDER BY task_id, seq DESC;
 
 -- name: get_run
 SELECT * FROM skiplock_runs WHERE id = $1;
@@ -318,3 +361,22 @@ WHERE task_id = $1 AND state = 'pending' AND reason IN ('schedule', 'catch_up');
 UPDATE skiplock_runs SET scheduled_for = $2, due_at = CASE WHEN due_at = 'infinity' THEN due_at ELSE greatest($2, $3) END
 WHERE task_id = $1 AND state = 'pending' AND reason = 'schedule'
 RETURNING pg_notify('skiplock_wake', extract(epoch FROM due_at)::text);
+
+-- name: delete_old_runs
+-- Retention: finished runs that ended before $1, oldest first, a small batch at a time so
+-- history never slows dispatch. The latest run of every task is kept.
+WITH old AS (
+    SELECT r.id
+    FROM skiplock_runs r
+    WHERE r.finished_at < $1
+      AND r.state IN ('succeeded', 'failed', 'cancelled', 'skipped')
+      AND EXISTS (SELECT 1 FROM skiplock_runs newer
+                  WHERE newer.task_id = r.task_id AND newer.seq > r.seq)
+    ORDER BY r.finished_at
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+)
+DELETE FROM skiplock_runs d USING old WHERE d.id = old.id;
+
+-- name: delete_old_workers
+DELETE FROM skiplock_workers WHERE coalesce(disconnected_at, last_heartbeat_at) < $1;

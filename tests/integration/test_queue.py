@@ -174,7 +174,10 @@ async def test_migrations_race_on_an_empty_database(pg_admin_url: str) -> None:
     try:
         url = with_database(pg_admin_url, name)
         results = await asyncio.gather(*(asyncio.to_thread(db.apply_migrations, url) for _ in range(4)))
-        assert sorted(map(len, results)) == [0, 0, 0, 1], "exactly one starter applies each migration"
+        from skiplock.sql import migrations_dir
+
+        count = len(list(migrations_dir().glob("*.sql")))
+        assert sorted(map(len, results)) == [0, 0, 0, count], "exactly one starter applies the migrations"
         assert await db.migrate(url) == []
     finally:
         await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
@@ -182,6 +185,7 @@ async def test_migrations_race_on_an_empty_database(pg_admin_url: str) -> None:
 
 
 async def test_cron_slot_is_materialised_once_across_coordinators(db_url: str, pool: asyncpg.Pool) -> None:
+    from skiplock.coordinator import cron
     from skiplock.coordinator.dispatcher import Dispatcher
     from skiplock.coordinator.metrics import CoordinatorMetrics
     from skiplock.coordinator.registry import Registry
@@ -199,8 +203,27 @@ async def test_cron_slot_is_materialised_once_across_coordinators(db_url: str, p
     # Both coordinators now try to make the 12:02 slot; the unique key lets one row exist.
     [row] = [g[0] for g in got if g]
     async with pool.acquire() as conn, conn.transaction():
-        for c in coords:
-            await c._materialise_cron(conn, [row], at)
+        for _ in coords:
+            await cron.materialise_next(conn, [row], at)
     slots = await pool.fetch("SELECT scheduled_for, state FROM skiplock_runs WHERE task_id = $1 ORDER BY scheduled_for",
                              uuid.UUID(task["id"]))
     assert [(s["scheduled_for"], s["state"]) for s in slots] == [(first, "running"), (first + timedelta(minutes=1), "pending")]
+
+
+async def test_retention_deletes_old_finished_runs_but_keeps_each_tasks_latest(db_url: str, pool: asyncpg.Pool) -> None:
+    from skiplock.coordinator.maintenance import Retention
+    from tests.integration.helpers import settings
+
+    task = await create(pool, NOW, max_attempts=5, retry_jitter=False, retry_backoff_s=0)
+    for _ in range(3):  # three failed attempts, then a pending fourth
+        [row] = await claim(pool, NOW, 1)
+        await finish(pool, row, "failed")
+    lonely = await create(pool, NOW, type="other")
+    [only] = await claim(pool, NOW, 5, types=("other",))
+    await finish(pool, only, "succeeded")
+    sweeper = Retention(pool, settings(db_url, retention_s=3600), clock=lambda: NOW + timedelta(hours=2), batch=2)
+    assert await sweeper.run_once() == 3
+    left = await pool.fetch("SELECT task_id, attempt, state FROM skiplock_runs ORDER BY task_id, attempt")
+    assert sorted((str(r["task_id"]), r["attempt"], r["state"]) for r in left) == sorted(
+        [(task["id"], 4, "pending"), (lonely["id"], 1, "succeeded")])
+    assert await sweeper.run_once() == 0, "the latest run of a task is never deleted"

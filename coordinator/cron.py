@@ -1,0 +1,87 @@
+"""Cron slots at claim time: the overlap and catch-up policies, and the next slot.
+
+Runs in the claim's transaction, only for claimed cron slots (first attempts), so it costs
+nothing on the one-off hot path.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+import asyncpg
+
+from skiplock.common import timeutil
+from skiplock.common.runs import NewRun, insert_runs
+from skiplock.coordinator.policy import next_slot
+from skiplock.sql import query
+
+SLOT_REASONS = ("schedule", "catch_up")
+
+
+def _slots(rows: Sequence[asyncpg.Record]) -> list[asyncpg.Record]:
+    return [r for r in rows if r["cron"] and r["attempt"] == 1 and r["reason"] in (*SLOT_REASONS, "queued")]
+
+
+async def apply_policies(conn: asyncpg.Connection, rows: Sequence[asyncpg.Record], now: datetime) -> set[uuid.UUID]:
+    """Decide for each claimed cron slot: run it, skip it (recorded with the reason) or queue
+    it behind the run in progress. Returns the ids that must not be dispatched."""
+    slots = sorted(_slots(rows), key=lambda r: r["scheduled_for"])
+    if not slots:
+        return set()
+    skip: dict[uuid.UUID, str] = {}
+    late: list[uuid.UUID] = []
+    for r in slots:
+        if r["reason"] == "queued":
+            continue  # it waited on purpose
+        following = timeutil.cron_next(r["cron"], r["timezone"], r["scheduled_for"])
+        if following > now:
+            continue  # on time (or late by less than one interval)
+        if r["catch_up"] == "none":
+            _, missed = timeutil.cron_latest_at_or_before(r["cron"], r["timezone"], r["scheduled_for"], now)
+            skip[r["id"]] = (f"catch_up=none: missed while nothing was running; this and {missed} later fire "
+                             "time(s) had passed when a coordinator could start it")
+        else:
+            late.append(r["id"])
+    claimed = [r["id"] for r in rows]
+    state = {s["task_id"]: s for s in await conn.fetch(
+        query("cron_busy"), list({r["task_id"] for r in slots}), claimed)}
+    busy = {t for t, s in state.items() if s["running"]}
+    waiting = {t for t, s in state.items() if s["waiting"]}
+    queue: list[uuid.UUID] = []
+    for r in slots:
+        if r["id"] in skip:
+            continue
+        task = r["task_id"]
+        if task in busy and r["overlap"] == "skip":
+            skip[r["id"]] = "overlap=skip: the previous run was still running at this fire time"
+        elif task in busy and r["overlap"] == "queue":
+            if task in waiting:
+                skip[r["id"]] = "overlap=queue: a run was already waiting for the previous one to end"
+            else:
+                queue.append(r["id"])
+                waiting.add(task)
+        else:
+            busy.add(task)  # a later slot of this task in the same claim overlaps this one
+    if skip:
+        ids = list(skip)
+        await conn.execute(query("skip_runs"), ids, [skip[i] for i in ids], now)
+    if queue:
+        await conn.execute(query("queue_runs"), queue)
+    late = [i for i in late if i not in skip and i not in queue]
+    if late:
+        await conn.execute(query("mark_catch_up"), late)
+    return set(skip) | set(queue)
+
+
+async def materialise_next(conn: asyncpg.Connection, rows: Sequence[asyncpg.Record], now: datetime) -> None:
+    """A cron task's next slot is made when the current one is claimed; the unique key
+    (task, slot, attempt) makes a second materialisation a no-op."""
+    nxt: list[NewRun] = []
+    for r in rows:
+        if r["cron"] and r["attempt"] == 1 and r["reason"] in SLOT_REASONS and r["task_status"] == "active":
+            fire, reason = next_slot(r["cron"], r["timezone"], r["catch_up"], r["scheduled_for"], now)
+            nxt.append(NewRun(task_id=r["task_id"], attempt=1, type=r["type"], queue=r["queue"],
+                              priority=r["priority"], scheduled_for=fire, due_at=max(fire, now), reason=reason))
+    await insert_runs(conn, nxt, now)
