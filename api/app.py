@@ -91,12 +91,23 @@ def auth_middleware(token: str | None) -> Any:
     return check
 
 
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def strict_loads(text: str) -> Any:
+    """json.loads without NaN/Infinity (PostgreSQL's jsonb rejects them)."""
+    return json.loads(text, parse_constant=_no_constants)
+
+
 async def _body(request: web.Request) -> Any:
     if not request.can_read_body:
         raise invalid([FieldError("body", "a JSON body is required")])
     try:
-        return await request.json(loads=json.loads)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return await request.json(loads=strict_loads)
+    except RecursionError:
+        raise invalid([FieldError("body", "is nested too deeply")]) from None
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError, NaN, 5,000-digit numbers
         raise invalid([FieldError("body", f"is not valid JSON: {exc}")]) from None
 
 
@@ -135,6 +146,9 @@ def _check_query(request: web.Request, allowed: set[str]) -> None:
     unknown = [k for k in request.query if k not in allowed]
     if unknown:
         raise invalid([FieldError(k, "is not a known query parameter") for k in unknown])
+    bad = [k for k, v in request.query.items() if "\x00" in v or len(v) > 1000]
+    if bad:
+        raise invalid([FieldError(k, "must be at most 1000 characters, without NUL") for k in bad])
 
 
 # ---- tasks ----

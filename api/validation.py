@@ -17,6 +17,7 @@ QUEUE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 MAX_TIMEOUT_S = 7 * 86400.0
 MAX_DELAY_S = 10 * 366 * 86400.0
+MAX_DEPTH = 32
 MAX_BATCH = 1000
 HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
@@ -107,6 +108,9 @@ def _string(errs: Errors, path: str, v: Any, *, lo: int = 1, hi: int = 200) -> s
     if not lo <= len(v) <= hi:
         errs.add(path, f"must be {lo} to {hi} characters long")
         return None
+    if "\x00" in v:
+        errs.add(path, "must not contain NUL (\\u0000) characters")
+        return None
     return v
 
 
@@ -187,12 +191,33 @@ def validate_shell_payload(errs: Errors, path: str, p: dict[str, Any]) -> None:
         _number(errs, f"{path}.timeout_s", p["timeout_s"], lo=0, hi=MAX_TIMEOUT_S, lo_open=True)
 
 
+def _storable(errs: Errors, path: str, value: Any, depth: int = 0) -> None:
+    """PostgreSQL text and jsonb cannot hold NUL characters; bound the nesting too."""
+    if depth > MAX_DEPTH:
+        errs.add(path, f"is nested more than {MAX_DEPTH} levels deep")
+    elif isinstance(value, str):
+        if "\x00" in value:
+            errs.add(path, "must not contain NUL (\\u0000) characters")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            if "\x00" in k:
+                errs.add(path, "keys must not contain NUL (\\u0000) characters")
+            _storable(errs, f"{path}.{k}", v, depth + 1)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _storable(errs, f"{path}[{i}]", v, depth + 1)
+
+
 def validate_payload(errs: Errors, path: str, type_: str | None, payload: Any) -> dict[str, Any]:
     if payload is None:
         payload = {}
     if not isinstance(payload, dict):
         errs.add(path, "must be a JSON object")
         return {}
+    before = len(errs.items)
+    _storable(errs, path, payload)
+    if len(errs.items) > before:
+        return payload
     if type_ == "http":
         validate_http_payload(errs, path, payload)
     elif type_ == "shell":
@@ -208,6 +233,8 @@ def _schedule(errs: Errors, prefix: str, body: dict[str, Any], spec: TaskSpec) -
     if body.get("run_at") is not None:
         try:
             spec.run_at = timeutil.parse_rfc3339(body["run_at"])
+            if spec.run_at > timeutil.utcnow() + timedelta(seconds=MAX_DELAY_S):
+                errs.add(f"{prefix}run_at", "must be within 10 years from now")
         except ValueError as exc:
             errs.add(f"{prefix}run_at", str(exc))
     if body.get("delay_s") is not None:

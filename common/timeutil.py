@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
 _RFC3339 = re.compile(
     r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
@@ -63,10 +63,14 @@ def validate_cron(expr: str) -> None:
     if not isinstance(expr, str):
         raise ValueError("must be a string")
     fields = expr.split()
-    if len(fields) not in (5, 6):
+    if len(expr) > 200:
+        raise ValueError("must be at most 200 characters")
+    if len(fields) not in (5, 6) or not expr.isascii():
         raise ValueError("must have 5 fields (minute hour day month weekday) or 6 (seconds first)")
     try:
         _iter(expr, datetime(2026, 1, 1, tzinfo=UTC)).get_next(datetime)
+    except CroniterBadDateError:
+        raise ValueError("never fires (no matching date, like 30 February)") from None
     except Exception as exc:  # croniter raises several types for bad expressions
         raise ValueError(f"not a valid cron expression: {exc}") from None
 

@@ -22,11 +22,15 @@ class WebhookTarget:
     hits: list[Hit] = field(default_factory=list)
     # path → list of statuses to answer in turn (then 200)
     scripts: dict[str, list[int]] = field(default_factory=dict)
+    # path → where to redirect (302)
+    redirects: dict[str, str] = field(default_factory=dict)
     server: TestServer | None = None
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.read()
         self.hits.append(Hit(request.path, request.method, dict(request.headers), body))
+        if request.path in self.redirects:
+            raise web.HTTPFound(self.redirects[request.path])
         script = self.scripts.get(request.path)
         status = script.pop(0) if script else 200
         headers = {"Retry-After": "0"} if status in (429, 503) else None

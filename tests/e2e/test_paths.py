@@ -81,6 +81,17 @@ async def test_http_to_a_metadata_address_is_refused(cluster: Cluster) -> None:
     assert len(await cluster.runs(task["id"])) == 1, "a refused address is not retried"
 
 
+async def test_redirect_to_a_private_address_is_refused(cluster: Cluster, webhook: WebhookTarget) -> None:
+    webhook.redirects["/bounce"] = "http://169.254.169.254/latest/meta-data/"
+    webhook.redirects["/fine"] = webhook.url("/landing")
+    bad = await create(cluster, {"type": "http", "payload": {"url": webhook.url("/bounce"), "method": "GET"}})
+    good = await create(cluster, {"type": "http", "payload": {"url": webhook.url("/fine"), "method": "GET"}})
+    b = await cluster.wait_task(bad["id"])
+    assert b["state"] == "failed" and "refused" in b["last_run"]["error"] and "169.254.169.254" in b["last_run"]["error"]
+    g = await cluster.wait_task(good["id"])
+    assert g["state"] == "succeeded" and len(webhook.on("/landing")) == 1
+
+
 async def test_shell_task_argv_and_string(cluster: Cluster) -> None:
     argv = await create(cluster, {"type": "shell", "payload": {"command": ["printf", "%s-%s", "a", "b"]}})
     sh = await create(cluster, {"type": "shell", "payload": {

@@ -101,6 +101,46 @@ async def test_malformed_json_and_unknown_ids(api: Client) -> None:
     assert status == 405 and problem["status"] == 405
 
 
+@pytest.mark.parametrize(("raw", "field"), [
+    (b'{"type": "x", "payload": {"n": NaN}}', "body"),
+    (b'{"type": "x", "payload": {"n": Infinity}}', "body"),
+    (b'{"type": "x", "payload": {"n": ' + b"9" * 5000 + b"}}", "body"),
+    (b"[" * 100_000, "body"),
+    (b'{"type": "x", "payload": {"s": "a\\u0000b"}}', "payload.s"),
+    (b'{"type": "x", "payload": {"a\\u0000": 1}}', "payload"),
+    (b'{"type": "x", "name": "nul\\u0000"}', "name"),
+    (b'{"type": "x", "payload": ' + b'{"a": ' * 40 + b"1" + b"}" * 40 + b"}", "payload.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a"),
+    (b'{"type": "x", "run_at": "9999-12-31T23:59:59Z"}', "run_at"),
+    (b'{"type": "x", "run_at": "2026-12-31T23:59:60Z"}', "run_at"),
+    (b'{"type": "x", "run_at": 1767225600}', "run_at"),
+    (b'{"type": "x", "cron": "0 0 30 2 *"}', "cron"),
+    (b'{"type": "x", "cron": "' + b"1 " * 3000 + b'"}', "cron"),
+    (b'{"type": "x", "cron": "\xd9\xa1 * * * *"}', "cron"),
+    (b"\xff\xfe not utf-8", "body"),
+    (b'{"type": "x", "payload": "\'; DROP TABLE skiplock_tasks;--"}', "payload"),
+])
+async def test_hostile_bodies_are_400_never_500(api: Client, pool: asyncpg.Pool, raw: bytes, field: str) -> None:
+    status, problem, resp = await api("POST", "/api/tasks", raw=raw)
+    assert status == 400, problem
+    assert resp.content_type == "application/problem+json"
+    assert field in [e["field"] for e in problem["errors"]], problem
+    assert await pool.fetchval("SELECT count(*) FROM skiplock_tasks") == 0
+
+
+async def test_nul_in_query_is_400(api: Client) -> None:
+    for path in ("/api/tasks?name=a%00b", "/api/runs?worker_id=%00", "/api/tasks?type=" + "x" * 2000):
+        status, problem, _ = await api("GET", path)
+        assert status == 400, (path, problem)
+
+
+async def test_strings_round_trip_byte_identical(api: Client) -> None:
+    odd = "'; DROP TABLE skiplock_tasks;-- \u202e RTL 🦊 zero\u200bwidth %s {} \U0001d518"
+    status, task, _ = await api("POST", "/api/tasks", {"type": "x", "name": odd, "payload": {odd: [odd]}})
+    assert status == 201
+    _, got, _ = await api("GET", f"/api/tasks/{task['id']}")
+    assert got["name"] == odd and got["payload"] == {odd: [odd]}
+
+
 async def test_body_limit(db_url: str, pool: asyncpg.Pool) -> None:
     async for api in _client(db_url, pool, max_body_bytes=1024):
         status, problem, resp = await api("POST", "/api/tasks", {"type": "x", "payload": {"blob": "x" * 4096}})
