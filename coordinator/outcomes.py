@@ -6,9 +6,8 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 import asyncpg
 
@@ -23,12 +22,14 @@ class ResultRow:
 
     run_id: uuid.UUID
     token: uuid.UUID
+    worker_id: str
     state: str  # succeeded | failed | cancelled
     result: str | None  # JSON text
     error: str | None
     finished_at: datetime
     retryable: bool = True
     retry_after_s: float = 0.0
+    released: bool = False  # handed back by a worker shutting down
 
 
 @dataclass
@@ -36,6 +37,7 @@ class Applied:
     rows: list[asyncpg.Record]
     retries: int
     quarantined: list[uuid.UUID]
+    duplicates: set[uuid.UUID] = field(default_factory=set)
 
 
 async def apply_followups(conn: asyncpg.Connection, rows: Sequence[asyncpg.Record], now: datetime,
@@ -51,14 +53,18 @@ async def apply_followups(conn: asyncpg.Connection, rows: Sequence[asyncpg.Recor
     parked = set(quarantined)
     retries: list[NewRun] = []
     for r in rows:
-        if (r["state"] == "failed" and r["retryable"] and r["attempt"] < r["max_attempts"]
-                and r["task_status"] == "active" and r["task_id"] not in parked):
+        if r["state"] != "failed" or r["task_status"] != "active" or r["task_id"] in parked:
+            continue
+        if r["released"]:
+            delay = 0.0  # a shutdown is not the task's fault: run it again now, attempts or not
+        elif r["retryable"] and r["attempt"] < r["max_attempts"]:
             delay = retry_delay(r["attempt"], r["retry_backoff_s"], r["retry_backoff_max_s"],
                                 r["retry_jitter"], r["retry_after_s"])
-            retries.append(NewRun(task_id=r["task_id"], attempt=r["attempt"] + 1, type=r["type"],
-                                  queue=r["queue"], priority=r["priority"],
-                                  scheduled_for=r["scheduled_for"],
-                                  due_at=now + timedelta(seconds=delay), reason="retry"))
+        else:
+            continue
+        retries.append(NewRun(task_id=r["task_id"], attempt=r["attempt"] + 1, type=r["type"],
+                              queue=r["queue"], priority=r["priority"], scheduled_for=r["scheduled_for"],
+                              due_at=now + timedelta(seconds=delay), reason="retry"))
     await insert_runs(conn, retries, now)
     finals: dict[str, list[uuid.UUID]] = {}
     for r in rows:
@@ -74,17 +80,25 @@ async def apply_followups(conn: asyncpg.Connection, rows: Sequence[asyncpg.Recor
 
 async def apply_results(conn: asyncpg.Connection, results: Sequence[ResultRow], now: datetime,
                         max_lost_runs: int) -> Applied:
-    """Write a batch of results (fenced by lease token) and their follow-ups in one
-    transaction. Rows missing from `Applied.rows` were stale."""
+    """Write a batch of results (fenced by lease token and worker) and their follow-ups in
+    one transaction. Rows missing from `Applied.rows` were re-sent duplicates
+    (`Applied.duplicates`) or stale."""
     async with conn.transaction():
         rows = await conn.fetch(
             query("finish_runs"),
             [r.run_id for r in results], [r.token for r in results], [r.state for r in results],
             [r.result for r in results], [r.error for r in results],
             [r.finished_at for r in results], [r.retryable for r in results],
-            [r.retry_after_s for r in results],
+            [r.retry_after_s for r in results], [r.released for r in results],
+            [r.worker_id for r in results],
         )
-        return await apply_followups(conn, rows, now, max_lost_runs)
+        applied = await apply_followups(conn, rows, now, max_lost_runs)
+        if len(rows) < len(results):
+            done = {r["id"] for r in rows}
+            rest = [r for r in results if r.run_id not in done]
+            dup = await conn.fetch(query("already_applied"), [r.run_id for r in rest], [r.token for r in rest])
+            applied.duplicates = {d["id"] for d in dup}
+        return applied
 
 
 async def reap(conn: asyncpg.Connection, now: datetime, max_lost_runs: int, limit: int = 1000) -> Applied:
@@ -93,6 +107,3 @@ async def reap(conn: asyncpg.Connection, now: datetime, max_lost_runs: int, limi
         rows = await conn.fetch(query("reap_expired"), now, limit)
         return await apply_followups(conn, rows, now, max_lost_runs)
 
-
-def describe(rows: Sequence[asyncpg.Record]) -> list[dict[str, Any]]:
-    return [{"run_id": str(r["id"]), "task_id": str(r["task_id"]), "state": r["state"]} for r in rows]

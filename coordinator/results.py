@@ -65,7 +65,7 @@ class ResultWriter:
         async with self.pool.acquire() as conn:
             applied = await apply_results(conn, batch, self.clock(), self.settings.max_lost_runs)
         self.metrics.retries.inc(applied.retries)
-        done = {r["id"] for r in applied.rows}
+        done = {r["id"] for r in applied.rows} | applied.duplicates
         for r in applied.rows:
             self.metrics.results.labels(r["state"]).inc()
         for r in batch:

@@ -155,10 +155,10 @@ class WorkerSessionService(pb_grpc.WorkerSessionServicer):
             if run_id is None or token is None or state is None:
                 log.warning("malformed_result", worker_id=w.id, run_id=r.run_id)
                 continue
-            rows.append(ResultRow(run_id=run_id, token=token, state=state,
+            rows.append(ResultRow(run_id=run_id, token=token, worker_id=w.id, state=state,
                                   result=r.result_json or None, error=r.error or None,
                                   finished_at=_ts(r.finished_at, now), retryable=r.retryable,
-                                  retry_after_s=r.retry_after_s))
+                                  retry_after_s=r.retry_after_s, released=r.released))
         self.results.add(rows)
         self.dispatcher.poke()
 

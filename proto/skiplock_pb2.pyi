@@ -65,7 +65,7 @@ class Heartbeat(_message.Message):
     def __init__(self, running: _Optional[_Iterable[_Union[RunRef, _Mapping]]] = ..., draining: _Optional[bool] = ...) -> None: ...
 
 class Result(_message.Message):
-    __slots__ = ("run_id", "lease_token", "outcome", "result_json", "error", "retryable", "retry_after_s", "started_at", "finished_at")
+    __slots__ = ("run_id", "lease_token", "outcome", "result_json", "error", "retryable", "retry_after_s", "started_at", "finished_at", "released")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     LEASE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
@@ -75,6 +75,7 @@ class Result(_message.Message):
     RETRY_AFTER_S_FIELD_NUMBER: _ClassVar[int]
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
     FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    RELEASED_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     lease_token: str
     outcome: Outcome
@@ -84,7 +85,8 @@ class Result(_message.Message):
     retry_after_s: float
     started_at: float
     finished_at: float
-    def __init__(self, run_id: _Optional[str] = ..., lease_token: _Optional[str] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., result_json: _Optional[str] = ..., error: _Optional[str] = ..., retryable: _Optional[bool] = ..., retry_after_s: _Optional[float] = ..., started_at: _Optional[float] = ..., finished_at: _Optional[float] = ...) -> None: ...
+    released: bool
+    def __init__(self, run_id: _Optional[str] = ..., lease_token: _Optional[str] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., result_json: _Optional[str] = ..., error: _Optional[str] = ..., retryable: _Optional[bool] = ..., retry_after_s: _Optional[float] = ..., started_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., released: _Optional[bool] = ...) -> None: ...
 
 class Results(_message.Message):
     __slots__ = ("results",)

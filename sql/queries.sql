@@ -75,6 +75,13 @@ RETURNING r.id, r.lease_token, r.task_id, t.name AS task_name, r.type, t.payload
           r.attempt, t.max_attempts, t.timeout_s, r.scheduled_for, r.queue, r.priority,
           r.worker_id, r.reason, t.cron, t.timezone, t.catch_up, t.overlap, t.status AS task_status;
 
+-- name: already_applied
+-- Of results that did not apply, those whose run already ended under the same token: a
+-- worker re-sent them after a reconnect. The others are stale.
+SELECT r.id
+FROM skiplock_runs r, unnest($1::uuid[], $2::uuid[]) AS x(id, token)
+WHERE r.id = ANY($1::uuid[]) AND r.id = x.id AND r.lease_token = x.token AND r.state <> 'running';
+
 -- name: cron_busy
 -- For cron slots just claimed: does the task have another run going, or one waiting?
 SELECT task_id,
@@ -127,12 +134,13 @@ WHERE state = 'pending' AND due_at > $1 AND due_at < 'infinity'
   AND (cardinality($3::text[]) = 0 OR queue = ANY($3::text[]));
 
 -- name: finish_runs
--- Apply worker results. A row counts only while the run is `running` under the same
--- lease token (fencing); the rest are stale and not returned.
+-- Apply worker results. A row counts only while the run is `running` under the same lease
+-- token and held by the worker reporting it (fencing); the rest are not returned.
 WITH res AS (
     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],
-                         $6::timestamptz[], $7::boolean[], $8::double precision[])
-        AS x(id, token, state, result, error, finished_at, retryable, retry_after_s)
+                         $6::timestamptz[], $7::boolean[], $8::double precision[], $9::boolean[],
+                         $10::text[])
+        AS x(id, token, state, result, error, finished_at, retryable, retry_after_s, released, worker_id)
 )
 UPDATE skiplock_runs r
 SET state = res.state,
@@ -142,9 +150,9 @@ SET state = res.state,
     lease_expires_at = NULL
 FROM res, skiplock_tasks t
 WHERE r.id = ANY($1::uuid[]) AND r.id = res.id AND r.lease_token = res.token AND r.state = 'running'
-  AND t.id = r.task_id
+  AND r.worker_id = res.worker_id AND t.id = r.task_id
 RETURNING r.id, r.task_id, r.state, r.attempt, r.scheduled_for, r.type, r.queue, r.priority,
-          res.retryable, res.retry_after_s, false AS lost, t.max_attempts, t.cron,
+          res.retryable, res.retry_after_s, res.released, false AS lost, t.max_attempts, t.cron,
           t.status AS task_status, t.retry_backoff_s, t.retry_backoff_max_s, t.retry_jitter;
 
 -- name: reap_expired
@@ -162,6 +170,7 @@ UPDATE skiplock_runs r
 SET state = 'failed',
     finished_at = $1,
     lease_expires_at = NULL,
+    lease_token = NULL,  -- a late result is then told apart from a re-sent one
     error = CASE WHEN r.lease_expires_at < $1
                  THEN 'worker lost: no heartbeat from worker ' || coalesce(r.worker_id, '?')
                       || ' before its lease expired'
@@ -169,7 +178,7 @@ SET state = 'failed',
 FROM gone, skiplock_tasks t
 WHERE r.id = gone.id AND t.id = r.task_id
 RETURNING r.id, r.task_id, r.state, r.attempt, r.scheduled_for, r.type, r.queue, r.priority,
-          true AS retryable, 0::double precision AS retry_after_s,
+          true AS retryable, 0::double precision AS retry_after_s, false AS released,
           (r.error LIKE 'worker lost%') AS lost, t.max_attempts, t.cron,
           t.status AS task_status, t.retry_backoff_s, t.retry_backoff_max_s, t.retry_jitter;
 

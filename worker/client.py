@@ -15,6 +15,7 @@ import random
 import socket
 import time
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -71,6 +72,11 @@ class Worker:
         self.connected = asyncio.Event()
         self.coordinator: str | None = None
         self._session_stop: asyncio.Event | None = None
+        self.lease_s = 10.0
+        # Results sent on the current stream, kept for one lease: if the stream breaks they
+        # are sent again after reconnecting (the coordinator ignores ones already written).
+        self._sent: deque[tuple[float, pb.Result]] = deque()
+        self._disconnected_since: float | None = time.monotonic()
         self.http: aiohttp.ClientSession | None = None
         self.log = log.bind(worker_id=self.id, worker_name=self.name)
 
@@ -105,7 +111,8 @@ class Worker:
         except asyncio.CancelledError:
             reason = self.running[a.run_id].cancel_reason if a.run_id in self.running else None
             if reason == "shutdown":
-                outcome = Outcome("failed", None, "worker shut down before the run finished", retryable=True)
+                outcome = Outcome("failed", None, "released: the worker shut down before the run finished",
+                                  retryable=True, released=True)
             elif reason == "lease lost":
                 self.running.pop(a.run_id, None)
                 rlog.warning("run_abandoned", why="lease lost")
@@ -123,7 +130,7 @@ class Worker:
         self.outbox.append(pb.Result(
             run_id=a.run_id, lease_token=a.lease_token, outcome=OUTCOMES[outcome.state],
             result_json=json.dumps(outcome.result) if outcome.result is not None else "",
-            error=outcome.error or "", retryable=outcome.retryable,
+            error=outcome.error or "", retryable=outcome.retryable, released=outcome.released,
             retry_after_s=outcome.retry_after_s, started_at=started, finished_at=time.time()))
         self._outbox_ready.set()
 
@@ -167,6 +174,10 @@ class Worker:
         while True:
             if self.outbox:
                 batch, self.outbox = self.outbox[:1000], self.outbox[1000:]
+                sent_at = time.monotonic()
+                self._sent.extend((sent_at, r) for r in batch)
+                while self._sent and self._sent[0][0] < sent_at - self.lease_s:
+                    self._sent.popleft()
                 yield pb.WorkerMessage(results=pb.Results(results=batch))
                 continue
             if stop.is_set():
@@ -204,8 +215,9 @@ class Worker:
                         # Too late to take them: hand them straight back for a retry elsewhere.
                         for a in msg.assignments.assignments:
                             self.outbox.append(pb.Result(run_id=a.run_id, lease_token=a.lease_token,
-                                                         outcome=pb.OUTCOME_FAILED, retryable=True,
-                                                         error="worker draining", finished_at=time.time()))
+                                                         outcome=pb.OUTCOME_FAILED, retryable=True, released=True,
+                                                         error="released: the worker was draining",
+                                                         finished_at=time.time()))
                         self._outbox_ready.set()
                         continue
                     for a in msg.assignments.assignments:
@@ -214,7 +226,9 @@ class Worker:
                     self._cancel(list(msg.cancel.run_ids), msg.cancel.reason or "cancelled")
                 elif kind == "welcome":
                     self.heartbeat_s = msg.welcome.heartbeat_interval_s or self.heartbeat_s
+                    self.lease_s = msg.welcome.lease_s or self.lease_s
                     self.coordinator = target
+                    self._disconnected_since = None
                     self.connected.set()
                     self._cancel(list(msg.welcome.lost_run_ids), "lease lost")
                     self.log.info("connected", coordinator=target, coordinator_id=msg.welcome.coordinator_id,
@@ -224,7 +238,14 @@ class Worker:
                     break
         finally:
             stop.set()
+            if self.connected.is_set():
+                self._disconnected_since = time.monotonic()
             self.connected.clear()
+            # Whatever went out on this stream lately may not have been written: send again.
+            resend = [r for _, r in self._sent]
+            self._sent.clear()
+            if resend and not self.stopped.is_set():
+                self.outbox[:0] = resend
             await channel.close(grace=None)
 
     async def connect_loop(self) -> None:
@@ -249,6 +270,17 @@ class Worker:
             await asyncio.sleep(backoff * (0.5 + random.random()))
             backoff = min(backoff * 2, 5.0)
 
+    async def fence_loop(self) -> None:
+        """Cut off from every coordinator for longer than a lease, the runs held here have
+        been (or are being) retried elsewhere: stop them rather than run them twice."""
+        while True:
+            await asyncio.sleep(0.5)
+            since = self._disconnected_since
+            if since is not None and self.running and time.monotonic() - since > self.lease_s:
+                self.log.warning("self_fenced", runs=len(self.running),
+                                 why=f"no coordinator for more than the {self.lease_s:g}s lease")
+                self._cancel(list(self.running), "lease lost")
+
     async def drain(self, grace_s: float) -> None:
         """Stop taking runs, let running ones finish for `grace_s`, fail the rest back for a
         retry elsewhere, and make sure the results went out."""
@@ -271,10 +303,13 @@ class Worker:
         self.log.info("worker_starting", coordinators=list(self.settings.coordinators), types=self.types,
                       slots=self.settings.slots)
         conn = asyncio.create_task(self.connect_loop(), name="connect")
+        fence = asyncio.create_task(self.fence_loop(), name="fence")
         stopper = asyncio.create_task(stop.wait(), name="stop")
-        done, _ = await asyncio.wait([conn, stopper], return_when=asyncio.FIRST_COMPLETED)
-        if conn in done and conn.exception() is not None:
-            self.log.error("connection_loop_died", error=repr(conn.exception()))
+        done, _ = await asyncio.wait([conn, fence, stopper], return_when=asyncio.FIRST_COMPLETED)
+        for t in done:
+            if t is not stopper and t.exception() is not None:
+                self.log.error("side_task_died", task=t.get_name(), error=repr(t.exception()))
+        fence.cancel()
         await self.drain(self.settings.drain_grace_s)
         # End the stream in order: the request side flushes the outbox, then half-closes;
         # the coordinator reads everything before it closes its side.

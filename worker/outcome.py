@@ -13,6 +13,7 @@ class Outcome:
     error: str | None = None
     retryable: bool = True
     retry_after_s: float = 0.0
+    released: bool = False  # not finished because this worker is shutting down
 
 
 def cap_text(data: bytes, cap: int) -> tuple[str, bool]:

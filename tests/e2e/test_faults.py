@@ -172,6 +172,41 @@ async def test_sigterm_worker_finishes_its_run_before_exit(cluster: Cluster) -> 
     print("SIGTERM mid-run: the run finished and was reported before the worker exited")
 
 
+async def test_sigterm_past_the_grace_hands_the_run_back_without_using_an_attempt(cluster: Cluster) -> None:
+    await cluster.api()
+    await cluster.coordinator()
+    leaving = await cluster.worker("--import", "e2e_handlers", "--drain-grace-s", "0.5", name="leaving")
+    [task] = await batch(cluster, [{"type": "sleep", "payload": {"s": 2}, "max_attempts": 1}])
+    await wait_until(lambda: _running(cluster, [task["id"]]), 10, what="the run to start")
+    await cluster.worker("--import", "e2e_handlers", name="staying")
+    leaving.signal(signal.SIGTERM)
+    assert leaving.proc is not None and await asyncio.to_thread(leaving.proc.wait, 20) == 0
+    done = await cluster.wait_task(task["id"], timeout=20)
+    runs = sorted(await cluster.runs(task["id"]), key=lambda r: r["attempt"])
+    assert done["state"] == "succeeded"
+    assert [(r["attempt"], r["state"]) for r in runs] == [(1, "failed"), (2, "succeeded")]
+    assert runs[0]["error"].startswith("released")
+    print("SIGTERM past the grace: the run was handed back and finished elsewhere (max_attempts 1)")
+
+
+async def test_worker_cut_off_past_its_lease_stops_its_runs(cluster: Cluster) -> None:
+    await cluster.api()
+    coord = await cluster.coordinator()
+    port = coord.port
+    w = await cluster.worker("--import", "e2e_handlers", name="cut-off")
+    [task] = await batch(cluster, [{"type": "sleep", "payload": {"s": 8}}])
+    await wait_until(lambda: _running(cluster, [task["id"]]), 10, what="the run to start")
+    coord.signal(signal.SIGKILL)
+    await wait_until(lambda: '"event": "self_fenced"' in w.output(), 3 * LEASE + 5, what="the worker to fence itself")
+    await cluster.coordinator(port=port)
+    done = await cluster.wait_task(task["id"], timeout=30)
+    runs = sorted(await cluster.runs(task["id"]), key=lambda r: r["attempt"])
+    assert done["state"] == "succeeded"
+    assert [r["state"] for r in runs] == ["failed", "succeeded"] and runs[0]["error"].startswith("worker lost")
+    assert '"event": "run_abandoned"' in w.output(), "the first copy was stopped, not run to the end"
+    print("cut off past its lease: the worker stopped its copy; the run was retried once the coordinator was back")
+
+
 async def test_two_thousand_tasks_two_coordinators_two_workers_exactly_once(cluster: Cluster) -> None:
     await cluster.api()
     a = await cluster.coordinator()

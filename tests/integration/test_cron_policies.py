@@ -52,7 +52,7 @@ async def runs_of(pool: asyncpg.Pool, task: dict) -> list[asyncpg.Record]:
 
 async def finish(pool: asyncpg.Pool, run: asyncpg.Record, at: datetime) -> None:
     async with pool.acquire() as conn:
-        await apply_results(conn, [ResultRow(run["id"], run["lease_token"], "succeeded", None, None, at)], at, 3)
+        await apply_results(conn, [ResultRow(run["id"], run["lease_token"], "w1", "succeeded", None, None, at)], at, 3)
 
 
 def dispatched(d: Dispatcher) -> list[str]:

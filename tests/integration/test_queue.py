@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 
 from skiplock.common import db
-from skiplock.coordinator.outcomes import ResultRow, apply_results, reap
+from skiplock.coordinator.outcomes import Applied, ResultRow, apply_results, reap
 from skiplock.sql import query
 from tests.integration.helpers import add_runs, claim, create
 
@@ -71,13 +71,18 @@ async def test_claim_uses_the_partial_index(pool: asyncpg.Pool) -> None:
     assert "skiplock_runs_claim" in plan, plan
 
 
-async def finish(pool: asyncpg.Pool, row: asyncpg.Record, state: str, *, token: uuid.UUID | None = None,
-                 retryable: bool = True, at: datetime = NOW) -> list[asyncpg.Record]:
+async def finish_applied(pool: asyncpg.Pool, row: asyncpg.Record, state: str, *, token: uuid.UUID | None = None,
+                         retryable: bool = True, released: bool = False, worker: str | None = None,
+                         at: datetime = NOW) -> Applied:
     async with pool.acquire() as conn:
-        applied = await apply_results(conn, [ResultRow(run_id=row["id"], token=token or row["lease_token"], state=state,
-                                                       result='{"ok": true}', error=None if state == "succeeded" else "boom",
-                                                       finished_at=at, retryable=retryable)], at, 3)
-    return applied.rows
+        return await apply_results(conn, [ResultRow(
+            run_id=row["id"], token=token or row["lease_token"], worker_id=worker or row["worker_id"], state=state,
+            result='{"ok": true}', error=None if state == "succeeded" else "boom", finished_at=at,
+            retryable=retryable, released=released)], at, 3)
+
+
+async def finish(pool: asyncpg.Pool, row: asyncpg.Record, state: str, **kw: object) -> list[asyncpg.Record]:
+    return (await finish_applied(pool, row, state, **kw)).rows  # type: ignore[arg-type]
 
 
 async def test_result_is_fenced_by_the_lease_token(pool: asyncpg.Pool) -> None:
@@ -90,6 +95,37 @@ async def test_result_is_fenced_by_the_lease_token(pool: asyncpg.Pool) -> None:
     assert await finish(pool, row, "failed") == [], "a second result must not overwrite the first"
     t = await pool.fetchrow("SELECT status FROM skiplock_tasks WHERE id = $1", uuid.UUID(task["id"]))
     assert t["status"] == "succeeded"
+
+
+async def test_result_from_another_worker_is_not_applied_even_with_the_token(pool: asyncpg.Pool) -> None:
+    await create(pool, NOW)
+    [row] = await claim(pool, NOW, 1, worker="w1")
+    forged = await finish_applied(pool, row, "failed", worker="w2")
+    assert forged.rows == [] and forged.duplicates == set(), "a forged result is stale, not a duplicate"
+    assert await state_of(pool, row["id"]) == "running"
+
+
+async def test_a_re_sent_result_is_a_duplicate_a_late_one_is_stale(pool: asyncpg.Pool) -> None:
+    await create(pool, NOW)
+    await create(pool, NOW)
+    a, b = await claim(pool, NOW, 2, lease_s=10)
+    assert len((await finish_applied(pool, a, "succeeded")).rows) == 1
+    again = await finish_applied(pool, a, "succeeded")
+    assert again.rows == [] and again.duplicates == {a["id"]}
+    async with pool.acquire() as conn:
+        await reap(conn, NOW + timedelta(seconds=11), 3)
+    late = await finish_applied(pool, b, "succeeded")
+    assert late.rows == [] and late.duplicates == set(), "a result after the reaper took the run is stale"
+
+
+async def test_released_run_is_rerun_now_even_with_no_attempts_left(pool: asyncpg.Pool) -> None:
+    task = await create(pool, NOW, max_attempts=1, retry_backoff_s=60)
+    [row] = await claim(pool, NOW, 1)
+    await finish(pool, row, "failed", released=True)
+    runs = await pool.fetch("SELECT attempt, state, due_at FROM skiplock_runs WHERE task_id = $1 ORDER BY attempt",
+                            uuid.UUID(task["id"]))
+    assert [(r["attempt"], r["state"], r["due_at"]) for r in runs] == [(1, "failed", NOW), (2, "pending", NOW)]
+    assert await pool.fetchval("SELECT status FROM skiplock_tasks WHERE id = $1", uuid.UUID(task["id"])) == "active"
 
 
 async def test_failure_retries_with_next_attempt_until_attempts_run_out(pool: asyncpg.Pool) -> None:
