@@ -9,6 +9,7 @@ import asyncio
 import ctypes
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -76,6 +77,17 @@ def _wait_healthy(url: str, deadline_s: float, children: list[Child]) -> bool:
     return False
 
 
+def _wait_port(host: str, port: int, deadline_s: float, children: list[Child]) -> bool:
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end and all(c.alive() for c in children):
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
 def up(args: argparse.Namespace, leases: config.LeaseSettings) -> int:
     stop = {"signal": None}
 
@@ -115,7 +127,13 @@ def up(args: argparse.Namespace, leases: config.LeaseSettings) -> int:
             Child("coordinator", [*me, "coordinator", "--grpc-addr", args.grpc_addr, "--no-migrate", *lease_flags]),
             *[Child(f"worker-{i + 1}", [*worker_argv, "--name", f"up-worker-{i + 1}"]) for i in range(workers)],
         ]
-        for c in children:
+        services, workers_ = children[:2], children[2:]
+        for c in services:
+            c.start(env)
+        # Workers start once the coordinator listens, so their first connect succeeds.
+        grpc_host, grpc_port = config.parse_addr(args.grpc_addr, "--grpc-addr")
+        _wait_port(grpc_host, grpc_port, 60, services)
+        for c in workers_:
             c.start(env)
         health = f"http://{api_host}:{api_port}/api/healthz"
         if not _wait_healthy(health, 60, children):

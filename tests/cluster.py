@@ -99,11 +99,12 @@ class Cluster:
         await wait_until(healthy, 30, what="api healthz")
         return p
 
-    async def coordinator(self, extra: list[str] | None = None, port: int | None = None) -> Proc:
+    async def coordinator(self, extra: list[str] | None = None, port: int | None = None,
+                          env: dict[str, str] | None = None) -> Proc:
         port = port or free_port()
         p = self._spawn("coordinator", ["coordinator", "--grpc-addr", f"127.0.0.1:{port}",
                                         "--lease-s", str(self.lease_s), "--heartbeat-s", str(self.heartbeat_s),
-                                        *(extra or [])], port)
+                                        *(extra or [])], port, env=env)
         await wait_until(lambda: _listening(p), 30, what="coordinator listening")
         self.coordinators.append(p)
         return p

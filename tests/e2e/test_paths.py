@@ -171,8 +171,10 @@ async def test_custom_handlers_async_sync_and_non_retryable(cluster: Cluster) ->
 
 
 async def test_type_no_worker_handles_waits_pending(cluster: Cluster) -> None:
-    task = await create(cluster, {"type": "nobody.handles.this"})
-    await asyncio.sleep(1.0)  # nothing to wait for: we check that nothing happens
+    task = await create(cluster, {"type": "nobody.handles.this", "priority": 100})
+    # A later, lower-priority task that does run proves dispatch rounds went past the first.
+    later = await create(cluster, {"type": "echo"})
+    assert (await cluster.wait_task(later["id"]))["state"] == "succeeded"
     status, got = await cluster.request("GET", f"/api/tasks/{task['id']}")
     assert got["state"] == "scheduled" and got["last_run"]["state"] == "pending"
 

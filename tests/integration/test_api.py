@@ -244,3 +244,21 @@ async def test_health_metrics_openapi_docs(api: Client) -> None:
     assert status == 200 and "swagger-ui-bundle.js" in html
     status, js, _ = await api("GET", "/docs/static/swagger-ui-bundle.js")
     assert status == 200 and len(js) > 100_000
+
+
+async def test_concurrent_creates_with_one_idempotency_key_make_one_task(db_url: str, pool: asyncpg.Pool) -> None:
+    import asyncio
+
+    from skiplock.common import db
+
+    big = await db.create_pool(db_url, min_size=10, max_size=10)
+    try:
+        async for api in _client(db_url, big):
+            results = await asyncio.gather(*(api("POST", "/api/tasks", {"type": "x"}, headers={"Idempotency-Key": "once"})
+                                             for _ in range(30)))
+    finally:
+        await big.close()
+    assert sorted(s for s, _, _ in results).count(201) == 1
+    assert {t["id"] for _, t, _ in results} == {results[0][1]["id"]}
+    assert await pool.fetchval("SELECT count(*) FROM skiplock_tasks") == 1
+    assert await pool.fetchval("SELECT count(*) FROM skiplock_runs") == 1
