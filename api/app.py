@@ -11,14 +11,14 @@ from typing import Any
 
 import asyncpg
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from skiplock.api import openapi, store
 from skiplock.api.problems import FieldError, Problem, invalid, not_found
 from skiplock.api.validation import validate_batch, validate_create, validate_patch
 from skiplock.common import db, logs, timeutil
 from skiplock.common.config import ApiSettings
+from skiplock.common.metrics import render
 
 log = logs.get("skiplock.api")
 
@@ -57,6 +57,12 @@ async def problems_middleware(request: web.Request, handler: Handler) -> web.Str
     except Problem as p:
         status = p.status
         return p.response()
+    except store.NotFound:
+        status = 404
+        return not_found("task with that id").response()
+    except store.Conflict as exc:
+        status = 409
+        return Problem(409, "Conflict", str(exc)).response()
     except web.HTTPRequestEntityTooLarge as exc:
         status = 413
         return Problem(413, "Request too large", exc.text or "the body exceeds the limit").response()
@@ -189,15 +195,9 @@ async def get_task(request: web.Request) -> web.Response:
     return _json(task)
 
 
-def _task_action(fn: Callable[..., Awaitable[dict[str, Any] | None]], status: int = 200) -> Handler:
+def _task_action(fn: Callable[..., Awaitable[dict[str, Any]]], status: int = 200) -> Handler:
     async def handler(request: web.Request) -> web.Response:
-        try:
-            result = await fn(request.app[POOL], _uuid(request), timeutil.utcnow())
-        except store.Conflict as exc:
-            raise Problem(409, "Conflict", str(exc)) from None
-        if result is None:
-            raise not_found("task with that id")
-        return _json(result, status=status)
+        return _json(await fn(request.app[POOL], _uuid(request), timeutil.utcnow()), status=status)
 
     return handler
 
@@ -211,13 +211,7 @@ async def patch_task(request: web.Request) -> web.Response:
             raise invalid(errors)
         return changes
 
-    try:
-        task = await store.patch_task(request.app[POOL], _uuid(request), body, timeutil.utcnow(), validate)
-    except store.Conflict as exc:
-        raise Problem(409, "Conflict", str(exc)) from None
-    if task is None:
-        raise not_found("task with that id")
-    return _json(task)
+    return _json(await store.patch_task(request.app[POOL], _uuid(request), body, timeutil.utcnow(), validate))
 
 
 async def task_runs(request: web.Request) -> web.Response:
@@ -272,8 +266,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    return web.Response(body=generate_latest(request.app[REGISTRY]),
-                        headers={"Content-Type": CONTENT_TYPE_LATEST})
+    return render(request.app[REGISTRY])
 
 
 async def openapi_json(request: web.Request) -> web.Response:

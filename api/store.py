@@ -3,8 +3,9 @@ the same transaction (see sql/queries.sql)."""
 
 from __future__ import annotations
 
-import json
 import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,7 +21,11 @@ from skiplock.sql import query
 
 
 class Conflict(Exception):
-    pass
+    """The task's state does not allow this (→ 409)."""
+
+
+class NotFound(Exception):
+    """No task with that id (→ 404)."""
 
 
 @dataclass
@@ -151,33 +156,49 @@ async def get_run(pool: asyncpg.Pool, run_id: uuid.UUID) -> dict[str, Any] | Non
     return run_view(row) if row is not None else None
 
 
-async def cancel_task(pool: asyncpg.Pool, task_id: uuid.UUID, now: datetime) -> dict[str, Any] | None:
+LIVE = (TaskStatus.ACTIVE, TaskStatus.PAUSED, TaskStatus.QUARANTINED)
+
+
+@asynccontextmanager
+async def _locked(pool: asyncpg.Pool, task_id: uuid.UUID, allowed: tuple[str, ...] | None = None,
+                  refusal: str = "") -> AsyncIterator[tuple[asyncpg.Connection, asyncpg.Record]]:
+    """A transaction holding the task's row lock; NotFound / Conflict when it can't be had."""
     async with pool.acquire() as conn, conn.transaction():
         task = await conn.fetchrow(query("lock_task"), task_id)
         if task is None:
-            return None
+            raise NotFound
+        if allowed is not None and task["status"] not in allowed:
+            raise Conflict(f"task is {task['status']}; {refusal}")
+        yield conn, task
+
+
+async def _view(pool: asyncpg.Pool, task_id: uuid.UUID) -> dict[str, Any]:
+    view = await get_task(pool, task_id)
+    if view is None:
+        raise NotFound
+    return view
+
+
+def _cron_slot(task: asyncpg.Record, now: datetime, due: datetime | None = None) -> NewRun:
+    fire = timeutil.cron_next(task["cron"], task["timezone"], now)
+    return NewRun(task_id=task["id"], attempt=1, type=task["type"], queue=task["queue"], priority=task["priority"],
+                  scheduled_for=fire, due_at=due or fire)
+
+
+async def cancel_task(pool: asyncpg.Pool, task_id: uuid.UUID, now: datetime) -> dict[str, Any]:
+    async with _locked(pool, task_id) as (conn, _):
         await conn.fetch(query("cancel_task"), task_id, now)
-    return await get_task(pool, task_id)
+    return await _view(pool, task_id)
 
 
-async def pause_task(pool: asyncpg.Pool, task_id: uuid.UUID, now: datetime) -> dict[str, Any] | None:
-    async with pool.acquire() as conn, conn.transaction():
-        task = await conn.fetchrow(query("lock_task"), task_id)
-        if task is None:
-            return None
-        if task["status"] not in (TaskStatus.ACTIVE, TaskStatus.PAUSED, TaskStatus.QUARANTINED):
-            raise Conflict(f"task is {task['status']}; only a scheduled or running task can be paused")
+async def pause_task(pool: asyncpg.Pool, task_id: uuid.UUID, now: datetime) -> dict[str, Any]:
+    async with _locked(pool, task_id, LIVE, "only a scheduled or running task can be paused") as (conn, _):
         await conn.execute(query("pause_task"), task_id, now)
-    return await get_task(pool, task_id)
+    return await _view(pool, task_id)
 
 
-async def resume_task(pool: asyncpg.Pool, task_id: uuid.UUID, now: datetime) -> dict[str, Any] | None:
-    async with pool.acquire() as conn, conn.transaction():
-        task = await conn.fetchrow(query("lock_task"), task_id)
-        if task is None:
-            return None
-        if task["status"] not in (TaskStatus.ACTIVE, TaskStatus.PAUSED, TaskStatus.QUARANTINED):
-            raise Conflict(f"task is {task['status']}; only a paused task can be resumed")
+async def resume_task(pool: asyncpg.Pool, task_id: uuid.UUID, now: datetime) -> dict[str, Any]:
+    async with _locked(pool, task_id, LIVE, "only a paused task can be resumed") as (conn, task):
         await conn.fetch(query("resume_task"), task_id, now)
         if task["cron"] and task["status"] != TaskStatus.ACTIVE:
             # Slots missed while paused are skipped: the one that came due is recorded as
@@ -186,20 +207,13 @@ async def resume_task(pool: asyncpg.Pool, task_id: uuid.UUID, now: datetime) -> 
                              f"paused: the task was paused at this fire time (resumed at {timeutil.iso(now)}); "
                              "fire times while paused are skipped")
             await conn.execute(query("drop_pending_slots"), task_id)
-            fire = timeutil.cron_next(task["cron"], task["timezone"], now)
-            await insert_runs(conn, [NewRun(task_id=task_id, attempt=1, type=task["type"],
-                                            queue=task["queue"], priority=task["priority"],
-                                            scheduled_for=fire, due_at=fire)], now)
-    return await get_task(pool, task_id)
+            await insert_runs(conn, [_cron_slot(task, now)], now)
+    return await _view(pool, task_id)
 
 
-async def trigger_task(pool: asyncpg.Pool, task_id: uuid.UUID, now: datetime) -> dict[str, Any] | None:
-    async with pool.acquire() as conn, conn.transaction():
-        task = await conn.fetchrow(query("lock_task"), task_id)
-        if task is None:
-            return None
-        if task["status"] != TaskStatus.ACTIVE:
-            raise Conflict(f"task is {task['status']}; only a scheduled or running task can be triggered")
+async def trigger_task(pool: asyncpg.Pool, task_id: uuid.UUID, now: datetime) -> dict[str, Any]:
+    refusal = "only a scheduled or running task can be triggered"
+    async with _locked(pool, task_id, (TaskStatus.ACTIVE,), refusal) as (conn, task):
         run = NewRun(task_id=task_id, attempt=1, type=task["type"], queue=task["queue"],
                      priority=task["priority"], scheduled_for=now, due_at=now, reason="trigger")
         if not await insert_runs(conn, [run], now):
@@ -209,28 +223,20 @@ async def trigger_task(pool: asyncpg.Pool, task_id: uuid.UUID, now: datetime) ->
 
 
 async def patch_task(pool: asyncpg.Pool, task_id: uuid.UUID, body: Any, now: datetime,
-                     validate: Any) -> dict[str, Any] | None:
-    async with pool.acquire() as conn, conn.transaction():
-        task = await conn.fetchrow(query("lock_task"), task_id)
-        if task is None:
-            return None
+                     validate: Callable[[Any, str, str | None], dict[str, Any]]) -> dict[str, Any]:
+    async with _locked(pool, task_id, LIVE, "a finished task cannot be changed") as (conn, task):
         changes = validate(body, task["type"], task["cron"])
-        if task["status"] in (TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED):
-            raise Conflict(f"task is {task['status']}; a finished task cannot be changed")
         encoded = {k: (timeutil.iso(v) if isinstance(v, datetime) else v) for k, v in changes.items()}
-        new = await conn.fetchrow(query("patch_task"), task_id, json.loads(json.dumps(encoded)), now)
+        new = await conn.fetchrow(query("patch_task"), task_id, encoded, now)
         if "queue" in changes or "priority" in changes:
             await conn.execute(query("repoint_pending_runs"), task_id)
         if new["cron"] and {"cron", "timezone"} & changes.keys():
             await conn.execute(query("drop_pending_slots"), task_id)
-            fire = timeutil.cron_next(new["cron"], new["timezone"], now)
-            due = fire if new["status"] == TaskStatus.ACTIVE else timeutil.NEVER
-            await insert_runs(conn, [NewRun(task_id=task_id, attempt=1, type=new["type"],
-                                            queue=new["queue"], priority=new["priority"],
-                                            scheduled_for=fire, due_at=due)], now)
-        if "run_at" in changes and changes["run_at"] is not None:
+            paused = new["status"] != TaskStatus.ACTIVE
+            await insert_runs(conn, [_cron_slot(new, now, timeutil.NEVER if paused else None)], now)
+        if changes.get("run_at") is not None:
             await conn.fetch(query("move_pending_run"), task_id, changes["run_at"], now)
-    return await get_task(pool, task_id)
+    return await _view(pool, task_id)
 
 
 async def list_workers(pool: asyncpg.Pool, now: datetime, lease_s: float) -> list[dict[str, Any]]:

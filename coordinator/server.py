@@ -11,14 +11,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import grpc
-from aiohttp import web
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from prometheus_client import generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from skiplock.common import db, logs
 from skiplock.common.config import CoordinatorSettings, parse_addr
+from skiplock.common.metrics import serve_metrics
 from skiplock.coordinator.admin import AdminService
 from skiplock.coordinator.dispatcher import Dispatcher
 from skiplock.coordinator.listener import Listener
@@ -52,19 +50,6 @@ def _credentials(settings: CoordinatorSettings) -> grpc.ServerCredentials | None
     ca = Path(settings.tls_ca).read_bytes() if settings.tls_ca else None
     return grpc.ssl_server_credentials([(key, cert)], root_certificates=ca,
                                        require_client_auth=ca is not None)
-
-
-async def _metrics_server(addr: str, metrics: CoordinatorMetrics) -> web.AppRunner:
-    async def handle(_: web.Request) -> web.Response:
-        return web.Response(body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-    app = web.Application()
-    app.router.add_get("/metrics", handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    host, port = parse_addr(addr, "SKIPLOCK_METRICS_ADDR")
-    await web.TCPSite(runner, host, port).start()
-    return runner
 
 
 async def serve(settings: CoordinatorSettings, *, migrate: bool = True,
@@ -107,7 +92,7 @@ async def serve(settings: CoordinatorSettings, *, migrate: bool = True,
     for name in names[:2]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-    metrics_runner = await _metrics_server(settings.metrics_addr, metrics) if settings.metrics_addr else None
+    metrics_runner = await serve_metrics(settings.metrics_addr, metrics.registry) if settings.metrics_addr else None
 
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()

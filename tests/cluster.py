@@ -7,6 +7,8 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -149,6 +151,19 @@ class Cluster:
     def dump(self) -> str:
         return "\n".join(f"===== {p.name} (pid {p.proc.pid if p.proc else '-'}) =====\n{p.output()[-6000:]}"
                          for p in self.procs)
+
+
+@asynccontextmanager
+async def running_cluster(db_url: str, lease_s: float = 10.0, heartbeat_s: float = 2.0) -> AsyncIterator[Cluster]:
+    """A Cluster whose processes are stopped at the end and whose logs print on failure."""
+    c = Cluster(db_url, lease_s=lease_s, heartbeat_s=heartbeat_s)
+    try:
+        yield c
+    except BaseException:
+        print(c.dump())
+        raise
+    finally:
+        c.stop()
 
 
 def _listening(p: Proc) -> bool:

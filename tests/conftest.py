@@ -64,13 +64,9 @@ async def template_url(pg_admin_url: str) -> str:
 
 @pytest.fixture
 async def db_url(pg_admin_url: str, template_url: str) -> AsyncIterator[str]:
-    name = f"skiplock_test_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(pg_admin_url)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE}"')
-    finally:
-        await conn.close()
-    yield with_database(pg_admin_url, name)
+    url = await _new_database(pg_admin_url)
+    yield url
+    name = urlsplit(url).path.lstrip("/")
     conn = await asyncpg.connect(pg_admin_url)
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
 import pytest
@@ -17,16 +16,6 @@ pytestmark = pytest.mark.e2e
 WINDOW_S = 20
 
 
-@pytest.fixture
-async def cluster(db_url: str) -> AsyncIterator[Cluster]:
-    c = Cluster(db_url)
-    try:
-        yield c
-    except BaseException:
-        print(c.dump())
-        raise
-    finally:
-        c.stop()
 
 
 async def test_two_coordinators_fire_each_slot_once(cluster: Cluster) -> None:

@@ -7,14 +7,13 @@ import re
 import signal
 import tempfile
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 
 from skiplock.common.embedded import EmbeddedPostgres, free_port
-from tests.cluster import Cluster
+from tests.cluster import Cluster, running_cluster
 from tests.conftest import wait_until, with_database
 
 pytestmark = pytest.mark.e2e
@@ -24,15 +23,8 @@ BEAT = 0.5
 
 
 @pytest.fixture
-async def cluster(db_url: str) -> AsyncIterator[Cluster]:
-    c = Cluster(db_url, lease_s=LEASE, heartbeat_s=BEAT)
-    try:
-        yield c
-    except BaseException:
-        print(c.dump())
-        raise
-    finally:
-        c.stop()
+def cluster_leases() -> tuple[float, float]:
+    return LEASE, BEAT
 
 
 async def batch(cluster: Cluster, tasks: list[dict]) -> list[dict]:
@@ -231,8 +223,7 @@ async def test_postgres_restart_while_work_flows(embedded_pg_factory: list[Embed
     server = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="skiplock-restart-")) / "data", port=free_port())
     embedded_pg_factory.append(server)
     url = with_database(server.start(), "postgres")
-    c = Cluster(url, lease_s=LEASE, heartbeat_s=BEAT)
-    try:
+    async with running_cluster(url, LEASE, BEAT) as c:
         api = await c.api()
         coord = await c.coordinator()
         worker = await c.worker("--import", "e2e_handlers", "--slots", "8", name="w")
@@ -251,8 +242,3 @@ async def test_postgres_restart_while_work_flows(embedded_pg_factory: list[Embed
         assert api.alive() and coord.alive() and worker.alive(), "no service process may exit"
         print(f"PostgreSQL restart: all {len(done)} tasks completed, {len(runs) - len(done)} extra runs, "
               "api/coordinator/worker stayed up")
-    except BaseException:
-        print(c.dump())
-        raise
-    finally:
-        c.stop()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster import Cluster
+from tests.cluster import Cluster, running_cluster
 from tests.conftest import wait_until
 from tests.webhook import WebhookTarget
 
@@ -23,17 +23,11 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 async def cluster(module_db_url: str) -> AsyncIterator[Cluster]:
-    c = Cluster(module_db_url)
-    try:
+    async with running_cluster(module_db_url) as c:
         await c.api()
         await c.coordinator()
         await c.worker("--import", "e2e_handlers", "--allow-shell", "--slots", "8", name="main-worker")
         yield c
-    except BaseException:
-        print(c.dump())
-        raise
-    finally:
-        c.stop()
 
 
 async def create(cluster: Cluster, body: dict) -> dict:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -12,13 +11,6 @@ from tests.cluster import Cluster
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture
-async def cluster(db_url: str) -> AsyncIterator[Cluster]:
-    c = Cluster(db_url)
-    try:
-        yield c
-    finally:
-        c.stop()
 
 
 async def batch(cluster: Cluster, tasks: list[dict]) -> list[dict]:

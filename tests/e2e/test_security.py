@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from tests.cluster import Cluster
@@ -12,16 +10,6 @@ from tests.conftest import wait_until
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture
-async def cluster(db_url: str) -> AsyncIterator[Cluster]:
-    c = Cluster(db_url)
-    try:
-        yield c
-    except BaseException:
-        print(c.dump())
-        raise
-    finally:
-        c.stop()
 
 
 async def test_worker_without_the_token_is_refused_and_gets_no_runs(cluster: Cluster) -> None:

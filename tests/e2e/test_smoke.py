@@ -1,19 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
-
 from tests.cluster import Cluster
-
-
-@pytest.fixture
-async def cluster(db_url: str) -> AsyncIterator[Cluster]:
-    c = Cluster(db_url)
-    try:
-        yield c
-    finally:
-        c.stop()
 
 
 async def test_custom_task_end_to_end(cluster: Cluster) -> None:
