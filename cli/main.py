@@ -53,6 +53,8 @@ def _worker_flags(p: argparse.ArgumentParser, *, standalone: bool) -> None:
         _flag(p, "--drain-grace-s", "SKIPLOCK_DRAIN_GRACE_S", "on SIGTERM, seconds runs may finish (default 30)")
         _flag(p, "--metrics-addr", "SKIPLOCK_METRICS_ADDR", "serve Prometheus metrics here (off when unset)")
         _flag(p, "--tls-ca", "SKIPLOCK_TLS_CA", "CA certificate to verify a TLS coordinator")
+        _flag(p, "--tls-cert", "SKIPLOCK_TLS_CERT", "client certificate (PEM), for mutual TLS")
+        _flag(p, "--tls-key", "SKIPLOCK_TLS_KEY", "client private key (PEM), for mutual TLS")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -132,6 +134,10 @@ def import_handlers(modules: Sequence[str]) -> dict[str, Any]:
 
 
 def worker_settings(args: argparse.Namespace, coordinators: Sequence[str] | None = None) -> config.WorkerSettings:
+    if bool(getattr(args, "tls_cert", None)) != bool(getattr(args, "tls_key", None)):
+        raise ConfigError("--tls-cert and --tls-key go together")
+    if getattr(args, "tls_cert", None) and not getattr(args, "tls_ca", None):
+        raise ConfigError("--tls-cert needs --tls-ca (the CA that signed the coordinator's certificate)")
     coords = tuple(coordinators or config.parse_list(getattr(args, "coordinators", None))
                    or (config.DEFAULT_GRPC_ADDR,))
     for c in coords:
@@ -149,6 +155,8 @@ def worker_settings(args: argparse.Namespace, coordinators: Sequence[str] | None
         metrics_addr=getattr(args, "metrics_addr", None),
         drain_grace_s=config.parse_positive(getattr(args, "drain_grace_s", None) or 30, "--drain-grace-s"),
         tls_ca=getattr(args, "tls_ca", None),
+        tls_cert=getattr(args, "tls_cert", None),
+        tls_key=getattr(args, "tls_key", None),
     )
 
 

@@ -127,3 +127,5 @@ class WorkerSettings:
     drain_grace_s: float = 30.0
     output_cap_bytes: int = 64 * 1024
     tls_ca: str | None = None
+    tls_cert: str | None = None  # a client certificate, for coordinators that require one
+    tls_key: str | None = None

@@ -72,5 +72,5 @@ class AdminService(pb_grpc.AdminServicer):
         if w is None:
             return pb.DrainWorkerResponse(found=False)
         w.draining = True
-        w.send(pb.CoordinatorMessage(drain=pb.Drain(reason="drained by an operator")))
+        w.send(pb.CoordinatorMessage(drain=pb.Drain(reason="drained by an operator", stop_taking_work=True)))
         return pb.DrainWorkerResponse(found=True)

@@ -165,7 +165,7 @@ class WorkerSessionService(pb_grpc.WorkerSessionServicer):
     async def _on_heartbeat(self, w: WorkerConn, hb: pb.Heartbeat) -> None:
         if hb.draining and not w.draining:
             log.info("worker_draining", worker_id=w.id)
-        w.draining = hb.draining
+        w.draining = w.draining or hb.draining  # an operator's drain sticks until the worker restarts
         refs = [(r.run_id, _uuid(r.run_id), _uuid(r.lease_token)) for r in hb.running]
         valid = [(s, i, t) for s, i, t in refs if i is not None and t is not None]
         try:

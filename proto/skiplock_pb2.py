@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0eskiplock.proto\x12\x0bskiplock.v1\"\x92\x01\n\rWorkerMessage\x12#\n\x05hello\x18\x01 \x01(\x0b\x32\x12.skiplock.v1.HelloH\x00\x12+\n\theartbeat\x18\x02 \x01(\x0b\x32\x16.skiplock.v1.HeartbeatH\x00\x12\'\n\x07results\x18\x03 \x01(\x0b\x32\x14.skiplock.v1.ResultsH\x00\x42\x06\n\x04kind\"-\n\x06RunRef\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x13\n\x0blease_token\x18\x02 \x01(\t\"\x9b\x01\n\x05Hello\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04host\x18\x03 \x01(\t\x12\r\n\x05types\x18\x04 \x03(\t\x12\x0e\n\x06queues\x18\x05 \x03(\t\x12\r\n\x05slots\x18\x06 \x01(\x05\x12$\n\x07running\x18\x07 \x03(\x0b\x32\x13.skiplock.v1.RunRef\x12\x0f\n\x07version\x18\x08 \x01(\t\"C\n\tHeartbeat\x12$\n\x07running\x18\x01 \x03(\x0b\x32\x13.skiplock.v1.RunRef\x12\x10\n\x08\x64raining\x18\x02 \x01(\x08\"\xdd\x01\n\x06Result\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x13\n\x0blease_token\x18\x02 \x01(\t\x12%\n\x07outcome\x18\x03 \x01(\x0e\x32\x14.skiplock.v1.Outcome\x12\x13\n\x0bresult_json\x18\x04 \x01(\t\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x11\n\tretryable\x18\x06 \x01(\x08\x12\x15\n\rretry_after_s\x18\x07 \x01(\x01\x12\x12\n\nstarted_at\x18\x08 \x01(\x01\x12\x13\n\x0b\x66inished_at\x18\t \x01(\x01\x12\x10\n\x08released\x18\n \x01(\x08\"/\n\x07Results\x12$\n\x07results\x18\x01 \x03(\x0b\x32\x13.skiplock.v1.Result\"\xc2\x01\n\x12\x43oordinatorMessage\x12\'\n\x07welcome\x18\x01 \x01(\x0b\x32\x14.skiplock.v1.WelcomeH\x00\x12/\n\x0b\x61ssignments\x18\x02 \x01(\x0b\x32\x18.skiplock.v1.AssignmentsH\x00\x12%\n\x06\x63\x61ncel\x18\x03 \x01(\x0b\x32\x13.skiplock.v1.CancelH\x00\x12#\n\x05\x64rain\x18\x04 \x01(\x0b\x32\x12.skiplock.v1.DrainH\x00\x42\x06\n\x04kind\"f\n\x07Welcome\x12\x16\n\x0e\x63oordinator_id\x18\x01 \x01(\t\x12\x1c\n\x14heartbeat_interval_s\x18\x02 \x01(\x01\x12\x0f\n\x07lease_s\x18\x03 \x01(\x01\x12\x14\n\x0clost_run_ids\x18\x04 \x03(\t\"\xd9\x01\n\nAssignment\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x13\n\x0blease_token\x18\x02 \x01(\t\x12\x0f\n\x07task_id\x18\x03 \x01(\t\x12\x11\n\ttask_name\x18\x04 \x01(\t\x12\x0c\n\x04type\x18\x05 \x01(\t\x12\x14\n\x0cpayload_json\x18\x06 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x07 \x01(\x05\x12\x14\n\x0cmax_attempts\x18\x08 \x01(\x05\x12\x11\n\ttimeout_s\x18\t \x01(\x01\x12\x15\n\rscheduled_for\x18\n \x01(\x01\x12\r\n\x05queue\x18\x0b \x01(\t\";\n\x0b\x41ssignments\x12,\n\x0b\x61ssignments\x18\x01 \x03(\x0b\x32\x17.skiplock.v1.Assignment\")\n\x06\x43\x61ncel\x12\x0f\n\x07run_ids\x18\x01 \x03(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x17\n\x05\x44rain\x12\x0e\n\x06reason\x18\x01 \x01(\t\"\x14\n\x12ListWorkersRequest\"\xcb\x01\n\nWorkerInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04host\x18\x03 \x01(\t\x12\r\n\x05types\x18\x04 \x03(\t\x12\x0e\n\x06queues\x18\x05 \x03(\t\x12\r\n\x05slots\x18\x06 \x01(\x05\x12\x0f\n\x07running\x18\x07 \x01(\x05\x12\x13\n\x0b\x63oordinator\x18\x08 \x01(\t\x12\x14\n\x0c\x63onnected_at\x18\t \x01(\t\x12\x19\n\x11last_heartbeat_at\x18\n \x01(\t\x12\x10\n\x08\x64raining\x18\x0b \x01(\x08\"?\n\x13ListWorkersResponse\x12(\n\x07workers\x18\x01 \x03(\x0b\x32\x17.skiplock.v1.WorkerInfo\"\x16\n\x14\x43lusterStatusRequest\"\x83\x02\n\x15\x43lusterStatusResponse\x12\x16\n\x0e\x63oordinator_id\x18\x01 \x01(\t\x12\x0f\n\x07workers\x18\x02 \x01(\x05\x12\x15\n\rlocal_workers\x18\x03 \x01(\x05\x12J\n\rruns_by_state\x18\x04 \x03(\x0b\x32\x33.skiplock.v1.ClusterStatusResponse.RunsByStateEntry\x12\x13\n\x0b\x64ue_backlog\x18\x05 \x01(\x03\x12\x15\n\rstale_results\x18\x06 \x01(\x03\x1a\x32\n\x10RunsByStateEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\x1f\n\rGetRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"\xcb\x01\n\x07RunInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\x12\r\n\x05state\x18\x04 \x01(\t\x12\x0c\n\x04type\x18\x05 \x01(\t\x12\x15\n\rscheduled_for\x18\x06 \x01(\t\x12\x12\n\nstarted_at\x18\x07 \x01(\t\x12\x13\n\x0b\x66inished_at\x18\x08 \x01(\t\x12\x11\n\tworker_id\x18\t \x01(\t\x12\x13\n\x0bresult_json\x18\n \x01(\t\x12\r\n\x05\x65rror\x18\x0b \x01(\t\"\'\n\x12\x44rainWorkerRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\"$\n\x13\x44rainWorkerResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08*d\n\x07Outcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x15\n\x11OUTCOME_SUCCEEDED\x10\x01\x12\x12\n\x0eOUTCOME_FAILED\x10\x02\x12\x15\n\x11OUTCOME_CANCELLED\x10\x03\x32[\n\rWorkerSession\x12J\n\x07Session\x12\x1a.skiplock.v1.WorkerMessage\x1a\x1f.skiplock.v1.CoordinatorMessage(\x01\x30\x01\x32\xbf\x02\n\x05\x41\x64min\x12P\n\x0bListWorkers\x12\x1f.skiplock.v1.ListWorkersRequest\x1a .skiplock.v1.ListWorkersResponse\x12V\n\rClusterStatus\x12!.skiplock.v1.ClusterStatusRequest\x1a\".skiplock.v1.ClusterStatusResponse\x12:\n\x06GetRun\x12\x1a.skiplock.v1.GetRunRequest\x1a\x14.skiplock.v1.RunInfo\x12P\n\x0b\x44rainWorker\x12\x1f.skiplock.v1.DrainWorkerRequest\x1a .skiplock.v1.DrainWorkerResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0eskiplock.proto\x12\x0bskiplock.v1\"\x92\x01\n\rWorkerMessage\x12#\n\x05hello\x18\x01 \x01(\x0b\x32\x12.skiplock.v1.HelloH\x00\x12+\n\theartbeat\x18\x02 \x01(\x0b\x32\x16.skiplock.v1.HeartbeatH\x00\x12\'\n\x07results\x18\x03 \x01(\x0b\x32\x14.skiplock.v1.ResultsH\x00\x42\x06\n\x04kind\"-\n\x06RunRef\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x13\n\x0blease_token\x18\x02 \x01(\t\"\x9b\x01\n\x05Hello\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04host\x18\x03 \x01(\t\x12\r\n\x05types\x18\x04 \x03(\t\x12\x0e\n\x06queues\x18\x05 \x03(\t\x12\r\n\x05slots\x18\x06 \x01(\x05\x12$\n\x07running\x18\x07 \x03(\x0b\x32\x13.skiplock.v1.RunRef\x12\x0f\n\x07version\x18\x08 \x01(\t\"C\n\tHeartbeat\x12$\n\x07running\x18\x01 \x03(\x0b\x32\x13.skiplock.v1.RunRef\x12\x10\n\x08\x64raining\x18\x02 \x01(\x08\"\xdd\x01\n\x06Result\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x13\n\x0blease_token\x18\x02 \x01(\t\x12%\n\x07outcome\x18\x03 \x01(\x0e\x32\x14.skiplock.v1.Outcome\x12\x13\n\x0bresult_json\x18\x04 \x01(\t\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x11\n\tretryable\x18\x06 \x01(\x08\x12\x15\n\rretry_after_s\x18\x07 \x01(\x01\x12\x12\n\nstarted_at\x18\x08 \x01(\x01\x12\x13\n\x0b\x66inished_at\x18\t \x01(\x01\x12\x10\n\x08released\x18\n \x01(\x08\"/\n\x07Results\x12$\n\x07results\x18\x01 \x03(\x0b\x32\x13.skiplock.v1.Result\"\xc2\x01\n\x12\x43oordinatorMessage\x12\'\n\x07welcome\x18\x01 \x01(\x0b\x32\x14.skiplock.v1.WelcomeH\x00\x12/\n\x0b\x61ssignments\x18\x02 \x01(\x0b\x32\x18.skiplock.v1.AssignmentsH\x00\x12%\n\x06\x63\x61ncel\x18\x03 \x01(\x0b\x32\x13.skiplock.v1.CancelH\x00\x12#\n\x05\x64rain\x18\x04 \x01(\x0b\x32\x12.skiplock.v1.DrainH\x00\x42\x06\n\x04kind\"f\n\x07Welcome\x12\x16\n\x0e\x63oordinator_id\x18\x01 \x01(\t\x12\x1c\n\x14heartbeat_interval_s\x18\x02 \x01(\x01\x12\x0f\n\x07lease_s\x18\x03 \x01(\x01\x12\x14\n\x0clost_run_ids\x18\x04 \x03(\t\"\xd9\x01\n\nAssignment\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x13\n\x0blease_token\x18\x02 \x01(\t\x12\x0f\n\x07task_id\x18\x03 \x01(\t\x12\x11\n\ttask_name\x18\x04 \x01(\t\x12\x0c\n\x04type\x18\x05 \x01(\t\x12\x14\n\x0cpayload_json\x18\x06 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x07 \x01(\x05\x12\x14\n\x0cmax_attempts\x18\x08 \x01(\x05\x12\x11\n\ttimeout_s\x18\t \x01(\x01\x12\x15\n\rscheduled_for\x18\n \x01(\x01\x12\r\n\x05queue\x18\x0b \x01(\t\";\n\x0b\x41ssignments\x12,\n\x0b\x61ssignments\x18\x01 \x03(\x0b\x32\x17.skiplock.v1.Assignment\")\n\x06\x43\x61ncel\x12\x0f\n\x07run_ids\x18\x01 \x03(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"1\n\x05\x44rain\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x18\n\x10stop_taking_work\x18\x02 \x01(\x08\"\x14\n\x12ListWorkersRequest\"\xcb\x01\n\nWorkerInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04host\x18\x03 \x01(\t\x12\r\n\x05types\x18\x04 \x03(\t\x12\x0e\n\x06queues\x18\x05 \x03(\t\x12\r\n\x05slots\x18\x06 \x01(\x05\x12\x0f\n\x07running\x18\x07 \x01(\x05\x12\x13\n\x0b\x63oordinator\x18\x08 \x01(\t\x12\x14\n\x0c\x63onnected_at\x18\t \x01(\t\x12\x19\n\x11last_heartbeat_at\x18\n \x01(\t\x12\x10\n\x08\x64raining\x18\x0b \x01(\x08\"?\n\x13ListWorkersResponse\x12(\n\x07workers\x18\x01 \x03(\x0b\x32\x17.skiplock.v1.WorkerInfo\"\x16\n\x14\x43lusterStatusRequest\"\x83\x02\n\x15\x43lusterStatusResponse\x12\x16\n\x0e\x63oordinator_id\x18\x01 \x01(\t\x12\x0f\n\x07workers\x18\x02 \x01(\x05\x12\x15\n\rlocal_workers\x18\x03 \x01(\x05\x12J\n\rruns_by_state\x18\x04 \x03(\x0b\x32\x33.skiplock.v1.ClusterStatusResponse.RunsByStateEntry\x12\x13\n\x0b\x64ue_backlog\x18\x05 \x01(\x03\x12\x15\n\rstale_results\x18\x06 \x01(\x03\x1a\x32\n\x10RunsByStateEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\x1f\n\rGetRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"\xcb\x01\n\x07RunInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\x12\r\n\x05state\x18\x04 \x01(\t\x12\x0c\n\x04type\x18\x05 \x01(\t\x12\x15\n\rscheduled_for\x18\x06 \x01(\t\x12\x12\n\nstarted_at\x18\x07 \x01(\t\x12\x13\n\x0b\x66inished_at\x18\x08 \x01(\t\x12\x11\n\tworker_id\x18\t \x01(\t\x12\x13\n\x0bresult_json\x18\n \x01(\t\x12\r\n\x05\x65rror\x18\x0b \x01(\t\"\'\n\x12\x44rainWorkerRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\"$\n\x13\x44rainWorkerResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08*d\n\x07Outcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x15\n\x11OUTCOME_SUCCEEDED\x10\x01\x12\x12\n\x0eOUTCOME_FAILED\x10\x02\x12\x15\n\x11OUTCOME_CANCELLED\x10\x03\x32[\n\rWorkerSession\x12J\n\x07Session\x12\x1a.skiplock.v1.WorkerMessage\x1a\x1f.skiplock.v1.CoordinatorMessage(\x01\x30\x01\x32\xbf\x02\n\x05\x41\x64min\x12P\n\x0bListWorkers\x12\x1f.skiplock.v1.ListWorkersRequest\x1a .skiplock.v1.ListWorkersResponse\x12V\n\rClusterStatus\x12!.skiplock.v1.ClusterStatusRequest\x1a\".skiplock.v1.ClusterStatusResponse\x12:\n\x06GetRun\x12\x1a.skiplock.v1.GetRunRequest\x1a\x14.skiplock.v1.RunInfo\x12P\n\x0b\x44rainWorker\x12\x1f.skiplock.v1.DrainWorkerRequest\x1a .skiplock.v1.DrainWorkerResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,8 +33,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_CLUSTERSTATUSRESPONSE_RUNSBYSTATEENTRY']._loaded_options = None
   _globals['_CLUSTERSTATUSRESPONSE_RUNSBYSTATEENTRY']._serialized_options = b'8\001'
-  _globals['_OUTCOME']._serialized_start=2274
-  _globals['_OUTCOME']._serialized_end=2374
+  _globals['_OUTCOME']._serialized_start=2300
+  _globals['_OUTCOME']._serialized_end=2400
   _globals['_WORKERMESSAGE']._serialized_start=32
   _globals['_WORKERMESSAGE']._serialized_end=178
   _globals['_RUNREF']._serialized_start=180
@@ -58,29 +58,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CANCEL']._serialized_start=1309
   _globals['_CANCEL']._serialized_end=1350
   _globals['_DRAIN']._serialized_start=1352
-  _globals['_DRAIN']._serialized_end=1375
-  _globals['_LISTWORKERSREQUEST']._serialized_start=1377
-  _globals['_LISTWORKERSREQUEST']._serialized_end=1397
-  _globals['_WORKERINFO']._serialized_start=1400
-  _globals['_WORKERINFO']._serialized_end=1603
-  _globals['_LISTWORKERSRESPONSE']._serialized_start=1605
-  _globals['_LISTWORKERSRESPONSE']._serialized_end=1668
-  _globals['_CLUSTERSTATUSREQUEST']._serialized_start=1670
-  _globals['_CLUSTERSTATUSREQUEST']._serialized_end=1692
-  _globals['_CLUSTERSTATUSRESPONSE']._serialized_start=1695
-  _globals['_CLUSTERSTATUSRESPONSE']._serialized_end=1954
-  _globals['_CLUSTERSTATUSRESPONSE_RUNSBYSTATEENTRY']._serialized_start=1904
-  _globals['_CLUSTERSTATUSRESPONSE_RUNSBYSTATEENTRY']._serialized_end=1954
-  _globals['_GETRUNREQUEST']._serialized_start=1956
-  _globals['_GETRUNREQUEST']._serialized_end=1987
-  _globals['_RUNINFO']._serialized_start=1990
-  _globals['_RUNINFO']._serialized_end=2193
-  _globals['_DRAINWORKERREQUEST']._serialized_start=2195
-  _globals['_DRAINWORKERREQUEST']._serialized_end=2234
-  _globals['_DRAINWORKERRESPONSE']._serialized_start=2236
-  _globals['_DRAINWORKERRESPONSE']._serialized_end=2272
-  _globals['_WORKERSESSION']._serialized_start=2376
-  _globals['_WORKERSESSION']._serialized_end=2467
-  _globals['_ADMIN']._serialized_start=2470
-  _globals['_ADMIN']._serialized_end=2789
+  _globals['_DRAIN']._serialized_end=1401
+  _globals['_LISTWORKERSREQUEST']._serialized_start=1403
+  _globals['_LISTWORKERSREQUEST']._serialized_end=1423
+  _globals['_WORKERINFO']._serialized_start=1426
+  _globals['_WORKERINFO']._serialized_end=1629
+  _globals['_LISTWORKERSRESPONSE']._serialized_start=1631
+  _globals['_LISTWORKERSRESPONSE']._serialized_end=1694
+  _globals['_CLUSTERSTATUSREQUEST']._serialized_start=1696
+  _globals['_CLUSTERSTATUSREQUEST']._serialized_end=1718
+  _globals['_CLUSTERSTATUSRESPONSE']._serialized_start=1721
+  _globals['_CLUSTERSTATUSRESPONSE']._serialized_end=1980
+  _globals['_CLUSTERSTATUSRESPONSE_RUNSBYSTATEENTRY']._serialized_start=1930
+  _globals['_CLUSTERSTATUSRESPONSE_RUNSBYSTATEENTRY']._serialized_end=1980
+  _globals['_GETRUNREQUEST']._serialized_start=1982
+  _globals['_GETRUNREQUEST']._serialized_end=2013
+  _globals['_RUNINFO']._serialized_start=2016
+  _globals['_RUNINFO']._serialized_end=2219
+  _globals['_DRAINWORKERREQUEST']._serialized_start=2221
+  _globals['_DRAINWORKERREQUEST']._serialized_end=2260
+  _globals['_DRAINWORKERRESPONSE']._serialized_start=2262
+  _globals['_DRAINWORKERRESPONSE']._serialized_end=2298
+  _globals['_WORKERSESSION']._serialized_start=2402
+  _globals['_WORKERSESSION']._serialized_end=2493
+  _globals['_ADMIN']._serialized_start=2496
+  _globals['_ADMIN']._serialized_end=2815
 # @@protoc_insertion_point(module_scope)

@@ -159,10 +159,12 @@ class Cancel(_message.Message):
     def __init__(self, run_ids: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class Drain(_message.Message):
-    __slots__ = ("reason",)
+    __slots__ = ("reason", "stop_taking_work")
     REASON_FIELD_NUMBER: _ClassVar[int]
+    STOP_TAKING_WORK_FIELD_NUMBER: _ClassVar[int]
     reason: str
-    def __init__(self, reason: _Optional[str] = ...) -> None: ...
+    stop_taking_work: bool
+    def __init__(self, reason: _Optional[str] = ..., stop_taking_work: _Optional[bool] = ...) -> None: ...
 
 class ListWorkersRequest(_message.Message):
     __slots__ = ()

@@ -40,3 +40,8 @@ async def fail_until(payload: dict[str, Any], ctx: Any) -> dict[str, Any]:
 @handler("sync.add")
 def sync_add(payload: dict[str, Any], ctx: Any) -> int:
     return int(payload["a"]) + int(payload["b"])
+
+
+@handler("big")
+async def big(payload: dict[str, Any], ctx: Any) -> str:
+    return "x" * int(payload["n"])

@@ -150,7 +150,7 @@ class Worker:
                       attempt=a.attempt, max_attempts=a.max_attempts,
                       scheduled_for=datetime.fromtimestamp(a.scheduled_for, UTC),
                       timeout_s=a.timeout_s, worker_id=self.id, log=rlog)
-        return await executors.run_custom(fn, payload, ctx)
+        return await executors.run_custom(fn, payload, ctx, cap)
 
     def _cancel(self, run_ids: list[str], reason: str) -> None:
         for run_id in run_ids:
@@ -199,8 +199,11 @@ class Worker:
     async def _session(self, target: str) -> None:
         metadata = (("authorization", f"Bearer {self.settings.worker_token}"),) if self.settings.worker_token else None
         if self.settings.tls_ca:
-            ca = await asyncio.to_thread(Path(self.settings.tls_ca).read_bytes)
-            creds = grpc.ssl_channel_credentials(root_certificates=ca)
+            s = self.settings
+            ca = await asyncio.to_thread(Path(s.tls_ca).read_bytes)
+            key = await asyncio.to_thread(Path(s.tls_key).read_bytes) if s.tls_key else None
+            cert = await asyncio.to_thread(Path(s.tls_cert).read_bytes) if s.tls_cert else None
+            creds = grpc.ssl_channel_credentials(root_certificates=ca, private_key=key, certificate_chain=cert)
             channel = grpc.aio.secure_channel(target, creds, options=CHANNEL_OPTIONS)
         else:
             channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
@@ -233,6 +236,10 @@ class Worker:
                     self._cancel(list(msg.welcome.lost_run_ids), "lease lost")
                     self.log.info("connected", coordinator=target, coordinator_id=msg.welcome.coordinator_id,
                                   running=len(self.running), lost=len(msg.welcome.lost_run_ids))
+                elif kind == "drain" and msg.drain.stop_taking_work:
+                    self.log.info("draining", reason=msg.drain.reason, running=len(self.running))
+                    self.draining = True
+                    self._heartbeat_now.set()
                 elif kind == "drain":
                     self.log.info("coordinator_draining", coordinator=target, reason=msg.drain.reason)
                     break

@@ -19,6 +19,8 @@ from skiplock.worker.netguard import ForbiddenAddress
 from skiplock.worker.outcome import Outcome, cap_text
 
 RETRY_STATUSES = frozenset({408, 429})
+# A handler's JSON result may be this many times the output cap (64 KiB → 1 MiB).
+RESULT_CAP_FACTOR = 16
 KILL_GRACE_S = 2.0
 
 
@@ -134,7 +136,7 @@ async def run_shell(payload: dict[str, Any], timeout_s: float, cap: int) -> Outc
     return Outcome("failed", result, f"exit code {code}", retryable=True)
 
 
-async def run_custom(fn: HandlerFn, payload: dict[str, Any], ctx: Context) -> Outcome:
+async def run_custom(fn: HandlerFn, payload: dict[str, Any], ctx: Context, cap: int) -> Outcome:
     try:
         if is_async(fn):
             value = await fn(payload, ctx)  # type: ignore[misc]
@@ -147,9 +149,12 @@ async def run_custom(fn: HandlerFn, payload: dict[str, Any], ctx: Context) -> Ou
     except Exception as exc:
         return Outcome("failed", None, _describe(exc), retryable=True)
     try:
-        json.dumps(value)
+        text = json.dumps(value)
     except (TypeError, ValueError) as exc:
         return Outcome("failed", None, f"handler returned a value that is not JSON: {exc}", retryable=False)
+    if len(text) > RESULT_CAP_FACTOR * cap:
+        # Too big to keep whole: keep a preview and say so, like captured output.
+        value = {"truncated": True, "size_bytes": len(text), "preview": text[:cap]}
     return Outcome("succeeded", value)
 
 

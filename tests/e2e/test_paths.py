@@ -164,6 +164,14 @@ async def test_custom_handlers_async_sync_and_non_retryable(cluster: Cluster) ->
     assert u["state"] == "succeeded" and u["last_run"]["attempt"] == 2
 
 
+async def test_huge_handler_result_is_capped_and_says_so(cluster: Cluster) -> None:
+    small = await create(cluster, {"type": "big", "payload": {"n": 1000}})
+    huge = await create(cluster, {"type": "big", "payload": {"n": 3_000_000}})
+    assert (await cluster.wait_task(small["id"]))["last_run"]["result"] == "x" * 1000
+    result = (await cluster.wait_task(huge["id"]))["last_run"]["result"]
+    assert result["truncated"] is True and result["size_bytes"] == 3_000_002 and len(result["preview"]) == 64 * 1024
+
+
 async def test_type_no_worker_handles_waits_pending(cluster: Cluster) -> None:
     task = await create(cluster, {"type": "nobody.handles.this", "priority": 100})
     # A later, lower-priority task that does run proves dispatch rounds went past the first.
@@ -210,3 +218,47 @@ async def test_workers_endpoint_and_grpcurl(cluster: Cluster) -> None:
     out = subprocess.run([grpcurl, "-plaintext", target, "grpc.health.v1.Health/Check"],
                          capture_output=True, text=True, timeout=30)
     assert json.loads(out.stdout)["status"] == "SERVING"
+
+
+def _cli(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([os.sys.executable, "-m", "skiplock", *args, "--api-url", cluster.api_url],
+                          capture_output=True, text=True, timeout=30)
+
+
+async def test_cli_client_creates_lists_and_reads(cluster: Cluster) -> None:
+    out = await asyncio.to_thread(_cli, cluster, "tasks", "create", "--type", "echo", "--name", "from-cli",
+                                  "--payload", '{"via": "cli"}', "--json")
+    assert out.returncode == 0, out.stderr
+    task = json.loads(out.stdout)
+    done = await cluster.wait_task(task["id"])
+    assert done["last_run"]["result"]["payload"] == {"via": "cli"}
+    got = json.loads((await asyncio.to_thread(_cli, cluster, "tasks", "get", task["id"], "--json")).stdout)
+    assert got["state"] == "succeeded"
+    runs = json.loads((await asyncio.to_thread(_cli, cluster, "tasks", "runs", task["id"], "--json")).stdout)
+    assert [r["state"] for r in runs["runs"]] == ["succeeded"]
+    table = (await asyncio.to_thread(_cli, cluster, "tasks", "list", "--type", "echo")).stdout
+    assert table.splitlines()[0].split()[:4] == ["ID", "NAME", "TYPE", "STATE"] and "from-cli" in table
+    workers = json.loads((await asyncio.to_thread(_cli, cluster, "workers", "--json")).stdout)
+    assert [w["name"] for w in workers["workers"]] == ["main-worker"]
+    bad = await asyncio.to_thread(_cli, cluster, "tasks", "create", "--type", "http", "--payload", '{"url": "x"}')
+    assert bad.returncode != 0 and "payload.url" in bad.stderr
+
+
+async def test_admin_rpcs_with_grpcurl(cluster: Cluster) -> None:
+    grpcurl = shutil.which("grpcurl") or str(Path(os.sys.executable).parent / "grpcurl")
+    target = f"127.0.0.1:{cluster.coordinators[0].port}"
+    task = await create(cluster, {"type": "echo"})
+    done = await cluster.wait_task(task["id"])
+
+    def call(method: str, body: str = "{}") -> subprocess.CompletedProcess[str]:
+        return subprocess.run([grpcurl, "-plaintext", "-d", body, target, f"skiplock.v1.Admin/{method}"],
+                              capture_output=True, text=True, timeout=30)
+
+    run = json.loads((await asyncio.to_thread(call, "GetRun", json.dumps({"run_id": done["last_run"]["id"]}))).stdout)
+    assert run["state"] == "succeeded" and run["task_id"] == task["id"]
+    missing = await asyncio.to_thread(call, "GetRun", '{"run_id": "00000000-0000-0000-0000-000000000000"}')
+    assert missing.returncode != 0 and "NotFound" in missing.stderr
+    workers = json.loads((await asyncio.to_thread(call, "ListWorkers")).stdout)["workers"]
+    assert [w["name"] for w in workers] == ["main-worker"]
+    nobody = json.loads((await asyncio.to_thread(call, "DrainWorker", '{"worker_id": "nobody"}')).stdout or "{}")
+    assert nobody.get("found", False) is False

@@ -7,6 +7,7 @@ from collections import Counter
 import pytest
 
 from tests.cluster import Cluster
+from tests.conftest import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -49,3 +50,34 @@ async def test_two_workers_share_the_load(cluster: Cluster) -> None:
     per_worker = Counter(d["last_run"]["worker_id"] for d in done)
     print(f"runs per worker: {dict(per_worker)}")
     assert len(per_worker) == 2 and min(per_worker.values()) >= 6
+
+
+async def test_drain_worker_over_admin_moves_work_to_the_others(cluster: Cluster) -> None:
+    import json
+    import os
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    await cluster.api()
+    coord = await cluster.coordinator()
+    drained = await cluster.worker("--import", "e2e_handlers", name="drained")
+    await cluster.worker("--import", "e2e_handlers", name="kept")
+    status, body = await cluster.request("GET", "/api/workers")
+    ids = {w["name"]: w["id"] for w in body["workers"]}
+    grpcurl = shutil.which("grpcurl") or str(Path(os.sys.executable).parent / "grpcurl")
+    out = subprocess.run([grpcurl, "-plaintext", "-d", json.dumps({"worker_id": ids["drained"]}),
+                          f"127.0.0.1:{coord.port}", "skiplock.v1.Admin/DrainWorker"],
+                         capture_output=True, text=True, timeout=30)
+    assert json.loads(out.stdout) == {"found": True}, out.stderr
+
+    async def flagged() -> bool:
+        _, body = await cluster.request("GET", "/api/workers")
+        return {w["name"]: w["draining"] for w in body["workers"]} == {"drained": True, "kept": False}
+
+    await wait_until(flagged, 10, what="the drained worker to report draining")
+    tasks = await batch(cluster, [{"type": "echo"} for _ in range(20)])
+    done = [await cluster.wait_task(t["id"]) for t in tasks]
+    assert {d["last_run"]["worker_id"] for d in done} == {ids["kept"]}
+    assert drained.alive() and '"event": "coordinator_draining"' not in drained.output(), \
+        "a drained worker stays connected; it just takes no new runs"
