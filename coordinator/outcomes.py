@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 import asyncpg
 
 from skiplock.common.runs import NewRun, insert_runs
+from skiplock.common.timeutil import NEVER
 from skiplock.coordinator.policy import final_task_status, retry_delay
 from skiplock.sql import query
 
@@ -50,10 +51,12 @@ async def apply_followups(conn: asyncpg.Connection, rows: Sequence[asyncpg.Recor
         ids = list(lost)
         res = await conn.fetch(query("count_lost_runs"), ids, [lost[i] for i in ids], max_lost_runs, now)
         quarantined = [r["id"] for r in res if r["status"] == "quarantined"]
+        if quarantined:
+            await conn.execute(query("hold_pending_runs"), quarantined)
     parked = set(quarantined)
     retries: list[NewRun] = []
     for r in rows:
-        if r["state"] != "failed" or r["task_status"] != "active" or r["task_id"] in parked:
+        if r["state"] != "failed" or r["task_status"] not in ("active", "paused") or r["task_id"] in parked:
             continue
         if r["released"]:
             delay = 0.0  # a shutdown is not the task's fault: run it again now, attempts or not
@@ -62,9 +65,11 @@ async def apply_followups(conn: asyncpg.Connection, rows: Sequence[asyncpg.Recor
                                 r["retry_jitter"], r["retry_after_s"])
         else:
             continue
+        # A paused task's retry waits for resume, like its other pending runs.
+        due = now + timedelta(seconds=delay) if r["task_status"] == "active" else NEVER
         retries.append(NewRun(task_id=r["task_id"], attempt=r["attempt"] + 1, type=r["type"],
                               queue=r["queue"], priority=r["priority"], scheduled_for=r["scheduled_for"],
-                              due_at=now + timedelta(seconds=delay), reason="retry"))
+                              due_at=due, reason="retry"))
     await insert_runs(conn, retries, now)
     finals: dict[str, list[uuid.UUID]] = {}
     for r in rows:

@@ -194,12 +194,18 @@ RETURNING skiplock_tasks.id, skiplock_tasks.status;
 
 -- name: finish_tasks
 -- One-off tasks whose last run ended with status $2 (one statement per status, so no join:
--- see the note at the top). A pending retry or trigger keeps the task active.
+-- see the note at the top). A pending retry or trigger keeps the task going; a task paused
+-- while its run was going has nothing left to pause and ends too.
 UPDATE skiplock_tasks
 SET status = $2, updated_at = $3
-WHERE id = ANY($1::uuid[]) AND status = 'active' AND cron IS NULL
+WHERE id = ANY($1::uuid[]) AND status IN ('active', 'paused') AND cron IS NULL
   AND NOT EXISTS (SELECT 1 FROM skiplock_runs r
                   WHERE r.task_id = skiplock_tasks.id AND r.state IN ('pending', 'running'));
+
+-- name: hold_pending_runs
+-- A quarantined task's pending runs wait, as a paused task's do, until it is resumed.
+UPDATE skiplock_runs SET due_at = 'infinity'
+WHERE task_id = ANY($1::uuid[]) AND state = 'pending';
 
 -- name: extend_leases
 -- A worker's heartbeat: extend the leases of the runs it holds (under their tokens) and

@@ -263,3 +263,39 @@ async def test_retention_deletes_old_finished_runs_but_keeps_each_tasks_latest(d
     assert sorted((str(r["task_id"]), r["attempt"], r["state"]) for r in left) == sorted(
         [(task["id"], 4, "pending"), (lonely["id"], 1, "succeeded")])
     assert await sweeper.run_once() == 0, "the latest run of a task is never deleted"
+
+
+async def test_one_off_paused_while_running_still_ends(pool: asyncpg.Pool) -> None:
+    from skiplock.api import store
+
+    done_task = await create(pool, NOW)
+    failing = await create(pool, NOW, max_attempts=2, retry_jitter=False)
+    rows = {str(r["task_id"]): r for r in await claim(pool, NOW, 5)}
+    for t in (done_task, failing):
+        await store.pause_task(pool, uuid.UUID(t["id"]), NOW)
+    await finish(pool, rows[done_task["id"]], "succeeded")
+    await finish(pool, rows[failing["id"]], "failed")
+    assert (await store.get_task(pool, uuid.UUID(done_task["id"])))["state"] == "succeeded"
+    held = await store.get_task(pool, uuid.UUID(failing["id"]))
+    assert held["state"] == "paused" and held["next_run_at"] is None, "the retry waits for resume"
+    assert not await claim(pool, NOW + timedelta(hours=1), 5)
+    resumed = await store.resume_task(pool, uuid.UUID(failing["id"]), NOW + timedelta(hours=1))
+    assert resumed["state"] == "scheduled" and resumed["next_run_at"] is not None
+    [retry] = await claim(pool, NOW + timedelta(hours=1), 5)
+    assert retry["attempt"] == 2
+
+
+async def test_quarantine_holds_a_cron_tasks_next_slot(pool: asyncpg.Pool) -> None:
+    task = await create(pool, NOW, cron="* * * * * *")  # every second
+    t = NOW
+    for _ in range(3):
+        rows = await claim(pool, t + timedelta(seconds=1), 5, lease_s=1)
+        assert rows
+        t += timedelta(seconds=1)
+        await pool.execute("INSERT INTO skiplock_runs (id, task_id, attempt, type, queue, priority, scheduled_for, due_at)"
+                           " SELECT gen_random_uuid(), $1, 1, 'noop', 'default', 0, $2, $2 ON CONFLICT DO NOTHING",
+                           uuid.UUID(task["id"]), t + timedelta(seconds=1))
+        async with pool.acquire() as conn:
+            applied = await reap(conn, t + timedelta(seconds=3), 3)
+    assert applied.quarantined == [uuid.UUID(task["id"])]
+    assert not await claim(pool, t + timedelta(minutes=5), 5), "a quarantined cron task's slots wait"
