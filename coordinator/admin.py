@@ -49,7 +49,7 @@ class AdminService(pb_grpc.AdminServicer):
         return pb.ClusterStatusResponse(
             coordinator_id=self.settings.coordinator_id, workers=workers,
             local_workers=len(self.registry.workers), runs_by_state=by_state, due_backlog=backlog,
-            stale_results=int(self.metrics.stale._value.get()))
+            stale_results=self.metrics.stale_count)
 
     async def GetRun(self, request: pb.GetRunRequest, context: Ctx) -> pb.RunInfo:
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime
@@ -135,10 +136,13 @@ class Dispatcher:
             await cron.materialise_next(conn, rows, now)
         self.metrics.claims.inc()
         if rows:
-            self._send([r for r in rows if r["id"] not in held], now)
+            orphans = self._send([r for r in rows if r["id"] not in held], now)
+            if orphans:
+                await self.pool.execute(query("unclaim_runs"), orphans)
         return rows
 
-    def _send(self, rows: list[asyncpg.Record], now: datetime) -> None:
+    def _send(self, rows: list[asyncpg.Record], now: datetime) -> list[uuid.UUID]:
+        """Stream claimed runs to their workers; returns those whose worker is gone."""
         per_worker: dict[str, list[pb.Assignment]] = defaultdict(list)
         for r in rows:
             run_id, token = str(r["id"]), str(r["lease_token"])
@@ -148,16 +152,19 @@ class Dispatcher:
                 attempt=r["attempt"], max_attempts=r["max_attempts"], timeout_s=r["timeout_s"],
                 scheduled_for=r["scheduled_for"].timestamp(), queue=r["queue"]))
             self.metrics.lateness.observe(max(0.0, (now - r["scheduled_for"]).total_seconds()))
+        orphans: list[uuid.UUID] = []
         for worker_id, assignments in per_worker.items():
             w = self.registry.workers.get(worker_id)
-            if w is None:
-                # Gone between the claim and now: its runs wait out their lease, then retry.
-                log.warning("assignee_gone", worker_id=worker_id, runs=len(assignments))
+            if w is None or w.closed:
+                # Gone between the claim and now: the runs go back to pending.
+                log.info("assignee_gone", worker_id=worker_id, runs=len(assignments))
+                orphans += [uuid.UUID(a.run_id) for a in assignments]
                 continue
             for a in assignments:
                 w.inflight[a.run_id] = a.lease_token
             w.send(pb.CoordinatorMessage(assignments=pb.Assignments(assignments=assignments)))
-        self.metrics.dispatched.inc(len(rows))
+        self.metrics.dispatched.inc(len(rows) - len(orphans))
+        return orphans
 
     def stop(self) -> None:
         self.stopping = True

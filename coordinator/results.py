@@ -71,6 +71,7 @@ class ResultWriter:
         for r in batch:
             if r.run_id not in done:
                 self.metrics.stale.inc()
+                self.metrics.stale_count += 1
                 log.warning("stale_result", run_id=str(r.run_id), state=r.state,
                             why="the run is no longer held under this lease token")
 

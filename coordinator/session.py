@@ -105,13 +105,15 @@ class WorkerSessionService(pb_grpc.WorkerSessionServicer):
         finally:
             reader.cancel()
             w.closed = True
+            replaced = self.registry.workers.get(w.id) is not w  # it reconnected already
             self.registry.remove(w)
             self.metrics.workers.set(len(self.registry.workers))
-            try:
-                await self.pool.execute(query("worker_disconnected"), w.id,
-                                        self.settings.coordinator_id, self.clock())
-            except db.TRANSIENT_ERRORS:
-                pass  # the heartbeat age tells the API the worker is gone
+            if not replaced:
+                try:
+                    await self.pool.execute(query("worker_disconnected"), w.id,
+                                            self.settings.coordinator_id, self.clock())
+                except db.TRANSIENT_ERRORS:
+                    pass  # the heartbeat age tells the API the worker is gone
             bound.info("worker_disconnected", inflight=len(w.inflight))
 
     async def _register(self, w: WorkerConn, running: list[pb.RunRef]) -> list[str]:

@@ -125,6 +125,14 @@ SET state = 'skipped', finished_at = $2, error = $3
 WHERE task_id = $1 AND state = 'pending' AND reason IN ('schedule', 'catch_up') AND scheduled_for <= $2
 RETURNING scheduled_for;
 
+-- name: unclaim_runs
+-- Runs claimed for a worker that disconnected before they could be sent: back to pending,
+-- no attempt used.
+UPDATE skiplock_runs
+SET state = 'pending', started_at = NULL, worker_id = NULL, coordinator_id = NULL,
+    lease_token = NULL, lease_expires_at = NULL, deadline_at = NULL
+WHERE id = ANY($1::uuid[]) AND state = 'running';
+
 -- name: next_due
 -- The earliest pending run after $1 that these workers could take (for the wake-up timer).
 SELECT min(due_at)

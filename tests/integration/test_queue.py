@@ -224,7 +224,7 @@ async def test_cron_slot_is_materialised_once_across_coordinators(db_url: str, p
     from skiplock.coordinator import cron
     from skiplock.coordinator.dispatcher import Dispatcher
     from skiplock.coordinator.metrics import CoordinatorMetrics
-    from skiplock.coordinator.registry import Registry
+    from skiplock.coordinator.registry import Registry, WorkerConn
     from tests.integration.helpers import settings
 
     task = await create(pool, NOW, cron="* * * * *")
@@ -232,7 +232,12 @@ async def test_cron_slot_is_materialised_once_across_coordinators(db_url: str, p
     assert task["next_run_at"] == "2026-11-22T12:01:00Z"
     assert task["next_runs"][:3] == ["2026-11-22T12:01:00Z", "2026-11-22T12:02:00Z", "2026-11-22T12:03:00Z"]
     at = first + timedelta(milliseconds=3)
-    coords = [Dispatcher(pool, settings(db_url, coordinator_id=f"c{i}"), Registry(), CoordinatorMetrics(),
+    def registry() -> Registry:
+        r = Registry()
+        r.add(WorkerConn(id="w1", name="w1", host="h", types=("noop",), queues=(), slots=1))
+        return r
+
+    coords = [Dispatcher(pool, settings(db_url, coordinator_id=f"c{i}"), registry(), CoordinatorMetrics(),
                          clock=lambda: at) for i in range(2)]
     got = await asyncio.gather(*(c.claim(("noop",), (), ["w1"]) for c in coords))
     assert sorted(len(g) for g in got) == [0, 1]
@@ -299,3 +304,17 @@ async def test_quarantine_holds_a_cron_tasks_next_slot(pool: asyncpg.Pool) -> No
             applied = await reap(conn, t + timedelta(seconds=3), 3)
     assert applied.quarantined == [uuid.UUID(task["id"])]
     assert not await claim(pool, t + timedelta(minutes=5), 5), "a quarantined cron task's slots wait"
+
+
+async def test_runs_claimed_for_a_vanished_worker_go_back_to_pending(db_url: str, pool: asyncpg.Pool) -> None:
+    from skiplock.coordinator.dispatcher import Dispatcher
+    from skiplock.coordinator.metrics import CoordinatorMetrics
+    from skiplock.coordinator.registry import Registry
+    from tests.integration.helpers import settings
+
+    task = await create(pool, NOW)
+    d = Dispatcher(pool, settings(db_url), Registry(), CoordinatorMetrics(), clock=lambda: NOW)
+    assert len(await d.claim(("noop",), (), ["ghost"])) == 1  # the worker left before the send
+    run = await pool.fetchrow("SELECT * FROM skiplock_runs WHERE task_id = $1", uuid.UUID(task["id"]))
+    assert (run["state"], run["attempt"], run["worker_id"], run["lease_token"]) == ("pending", 1, None, None)
+    assert len(await claim(pool, NOW, 1)) == 1, "it can be claimed again at once"
