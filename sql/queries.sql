@@ -47,9 +47,11 @@ HAVING count(*) > 0;
 
 -- name: claim
 -- Claim up to $4 due runs for the free slots listed in $5 (one worker id per slot, in
--- the order slots should be filled). One statement, any number of coordinators.
+-- the order slots should be filled). One statement, any number of coordinators. The update
+-- finds the picked rows by ctid (a TID scan, whatever the planner thinks of the table): the
+-- rows are locked, so their ctid cannot change within the statement.
 WITH picked AS (
-    SELECT id
+    SELECT id, ctid
     FROM skiplock_runs
     WHERE state = 'pending'
       AND due_at <= $1
@@ -59,7 +61,7 @@ WITH picked AS (
     LIMIT $4
     FOR UPDATE SKIP LOCKED
 ), numbered AS (
-    SELECT id, row_number() OVER () AS n FROM picked
+    SELECT ctid, row_number() OVER () AS n FROM picked
 )
 UPDATE skiplock_runs r
 SET state = 'running',
@@ -70,7 +72,7 @@ SET state = 'running',
     lease_expires_at = $1 + make_interval(secs => $7),
     deadline_at = $1 + make_interval(secs => t.timeout_s + $8)
 FROM numbered, skiplock_tasks t
-WHERE r.id = numbered.id AND t.id = r.task_id
+WHERE r.ctid = numbered.ctid AND t.id = r.task_id
 RETURNING r.id, r.lease_token, r.task_id, t.name AS task_name, r.type, t.payload::text AS payload,
           r.attempt, t.max_attempts, t.timeout_s, r.scheduled_for, r.queue, r.priority,
           r.worker_id, r.reason, t.cron, t.timezone, t.catch_up, t.overlap, t.status AS task_status;
