@@ -45,3 +45,8 @@ def sync_add(payload: dict[str, Any], ctx: Any) -> int:
 @handler("big")
 async def big(payload: dict[str, Any], ctx: Any) -> str:
     return "x" * int(payload["n"])
+
+
+@handler("poison")
+async def poison(payload: dict[str, Any], ctx: Any) -> None:
+    os._exit(1)  # takes the whole worker process down, every time

@@ -148,6 +148,47 @@ async def _some_done(cluster: Cluster, n: int) -> bool:
     return len(page["runs"]) >= n
 
 
+async def test_failover_keeps_runs_in_flight(cluster: Cluster) -> None:
+    await cluster.api()
+    a = await cluster.coordinator()
+    b = await cluster.coordinator()
+    w = await cluster.worker("--import", "e2e_handlers", "--slots", "4", name="w", coordinators=[a, b])
+    tasks = await batch(cluster, [{"type": "sleep", "payload": {"s": 2}} for _ in range(4)])
+    await wait_until(lambda: _running(cluster, [t["id"] for t in tasks]), 10, what="runs in flight via A")
+    a.signal(signal.SIGKILL)
+    for t in tasks:
+        assert (await cluster.wait_task(t["id"], timeout=20))["state"] == "succeeded"
+    for t in tasks:
+        runs = await cluster.runs(t["id"])
+        assert [r["state"] for r in runs] == ["succeeded"], "a run kept across failover is not retried"
+    assert w.output().count('"event": "connected"') == 2
+    print("failover: the worker moved to the other coordinator mid-run and kept all 4 runs (one run each)")
+
+
+async def test_poison_task_is_quarantined_not_crash_looping_the_fleet(cluster: Cluster) -> None:
+    await cluster.api()
+    await cluster.coordinator()
+    workers = [await cluster.worker("--import", "e2e_handlers", "--slots", "2", name=f"w{i}") for i in range(4)]
+    status, poison = await cluster.request("POST", "/api/tasks", {"type": "poison", "max_attempts": 10,
+                                                                   "retry_backoff_s": 0})
+    assert status == 201
+
+    async def parked() -> dict | None:
+        _, t = await cluster.request("GET", f"/api/tasks/{poison['id']}")
+        return t if t["quarantined"] else None
+
+    task = await wait_until(parked, 8 * LEASE + 10, interval=0.2, what="the poison task to be quarantined")
+    assert task["state"] == "paused" and task["lost_runs"] == 3
+    dead = [w.name for w in workers if not w.alive()]
+    assert len(dead) == 3, f"exactly three workers died, then the task was parked: {dead}"
+    runs = await cluster.runs(poison["id"])
+    assert [r["state"] for r in runs].count("failed") == 3 and all("worker lost" in r["error"] for r in runs
+                                                                   if r["state"] == "failed")
+    [healthy] = await batch(cluster, [{"type": "echo"}])
+    assert (await cluster.wait_task(healthy["id"]))["state"] == "succeeded"
+    print(f"poison task: parked after 3 lost runs; {len(dead)} workers died, the fourth kept working")
+
+
 async def test_sigterm_worker_finishes_its_run_before_exit(cluster: Cluster) -> None:
     await cluster.api()
     await cluster.coordinator()
