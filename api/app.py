@@ -7,11 +7,12 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from skiplock.api import openapi, store
 from skiplock.api.problems import FieldError, Problem, invalid, not_found
@@ -19,6 +20,7 @@ from skiplock.api.validation import validate_batch, validate_create, validate_pa
 from skiplock.common import db, logs, timeutil
 from skiplock.common.config import ApiSettings
 from skiplock.common.metrics import render
+from skiplock.sql import query
 
 log = logs.get("skiplock.api")
 
@@ -266,6 +268,18 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
+    m = request.app[METRICS]
+    now = timeutil.utcnow()
+    try:
+        row = await request.app[POOL].fetchrow(
+            query("queue_gauges"), now, now - timedelta(seconds=request.app[SETTINGS].lease_s))
+        for state in ("pending", "running"):
+            m["runs"].labels(state).set(row["by_state"].get(state, 0))
+        m["due"].set(row["due"])
+        m["workers"].set(row["workers"])
+        m["db_up"].set(1)
+    except db.TRANSIENT_ERRORS:
+        m["db_up"].set(0)  # still answer: the request counters are worth having in an outage
     return render(request.app[REGISTRY])
 
 
@@ -280,6 +294,11 @@ def _metrics(registry: CollectorRegistry) -> dict[str, Any]:
         "latency": Histogram("skiplock_api_request_seconds", "API request latency",
                              ["method", "route"], registry=registry),
         "created": Counter("skiplock_tasks_created_total", "Tasks created", registry=registry),
+        "runs": Gauge("skiplock_runs", "Runs pending or running", ["state"], registry=registry),
+        "due": Gauge("skiplock_due_backlog", "Pending runs already due (waiting for a slot)", registry=registry),
+        "workers": Gauge("skiplock_workers_connected", "Workers with a recent heartbeat", registry=registry),
+        "db_up": Gauge("skiplock_database_up", "1 when the API reached the database at this scrape",
+                       registry=registry),
     }
 
 

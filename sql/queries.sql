@@ -341,6 +341,15 @@ UPDATE skiplock_runs SET due_at = greatest(scheduled_for, $2)
 WHERE task_id = $1 AND state = 'pending' AND EXISTS (SELECT 1 FROM t)
 RETURNING id, pg_notify('skiplock_wake', extract(epoch FROM due_at)::text);
 
+-- name: queue_gauges
+-- For /metrics: runs by state, the due backlog and connected workers, in one round trip.
+SELECT (SELECT coalesce(jsonb_object_agg(state, n), '{}') FROM
+          (SELECT state, count(*) AS n FROM skiplock_runs
+            WHERE state IN ('pending', 'running') GROUP BY state) s) AS by_state,
+       (SELECT count(*) FROM skiplock_runs WHERE state = 'pending' AND due_at <= $1) AS due,
+       (SELECT count(*) FROM skiplock_workers
+         WHERE disconnected_at IS NULL AND last_heartbeat_at > $2) AS workers;
+
 -- name: runs_by_state
 SELECT state, count(*) FROM skiplock_runs GROUP BY state;
 

@@ -233,8 +233,11 @@ async def test_auth_token(db_url: str, pool: asyncpg.Pool) -> None:
 async def test_health_metrics_openapi_docs(api: Client) -> None:
     status, health, _ = await api("GET", "/api/healthz")
     assert (status, health) == (200, {"status": "ok", "database": "ok"})
+    await api("POST", "/api/tasks/batch", {"tasks": [{"type": "x"}, {"type": "x"}, {"type": "x", "delay_s": 3600}]})
     status, text, _ = await api("GET", "/metrics")
     assert status == 200 and "skiplock_api_requests_total" in text
+    assert 'skiplock_runs{state="pending"} 3.0' in text and "skiplock_due_backlog 2.0" in text
+    assert "skiplock_database_up 1.0" in text
     status, spec, _ = await api("GET", "/api/openapi.json")
     assert status == 200 and spec["openapi"].startswith("3.")
     for path in ("/api/tasks", "/api/tasks/batch", "/api/tasks/{id}", "/api/tasks/{id}/runs", "/api/runs",
