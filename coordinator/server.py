@@ -34,6 +34,7 @@ GRPC_OPTIONS = [
     # Detect half-open worker connections; let workers ping us as often as every 5 s.
     ("grpc.keepalive_time_ms", 10_000),
     ("grpc.keepalive_timeout_ms", 5_000),
+    ("grpc.http2.ping_timeout_ms", 5_000),  # what recent gRPC uses for keepalive pings
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.min_ping_interval_without_data_ms", 4_000),
     ("grpc.http2.max_pings_without_data", 0),

@@ -41,6 +41,9 @@ OUTCOMES = {"succeeded": pb.OUTCOME_SUCCEEDED, "failed": pb.OUTCOME_FAILED, "can
 CHANNEL_OPTIONS = [
     ("grpc.keepalive_time_ms", 5_000),  # notice a dead or half-open coordinator in seconds
     ("grpc.keepalive_timeout_ms", 5_000),
+    # Recent gRPC times keepalive pings out with the general ping timeout (60 s by default),
+    # not keepalive_timeout: without this a frozen coordinator went unnoticed for a minute.
+    ("grpc.http2.ping_timeout_ms", 5_000),
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.max_pings_without_data", 0),
     ("grpc.max_receive_message_length", 64 * 1024 * 1024),
@@ -165,13 +168,17 @@ class Worker:
     def _refs(self) -> list[pb.RunRef]:
         return [pb.RunRef(run_id=k, lease_token=r.assignment.lease_token) for k, r in self.running.items()]
 
-    async def _requests(self, stop: asyncio.Event) -> AsyncIterator[pb.WorkerMessage]:
+    async def _requests(self, stop: asyncio.Event, dead: asyncio.Event) -> AsyncIterator[pb.WorkerMessage]:
+        """The worker's side of one stream. `stop`: flush the outbox, then half-close.
+        `dead`: the stream is gone; end at once, so this generator (which the broken call
+        may still pull from) cannot take results meant for the next stream."""
         yield pb.WorkerMessage(hello=pb.Hello(
             worker_id=self.id, name=self.name, host=socket.gethostname(), types=self.types,
             queues=list(self.settings.queues), slots=self.settings.slots, running=self._refs(),
             version=__version__))
-        next_beat = time.monotonic() + self.heartbeat_s
-        while True:
+        last_beat = time.monotonic()
+        while not dead.is_set():
+            next_beat = last_beat + self.heartbeat_s  # the interval Welcome set counts at once
             if self.outbox:
                 batch, self.outbox = self.outbox[:1000], self.outbox[1000:]
                 sent_at = time.monotonic()
@@ -185,10 +192,11 @@ class Worker:
             self._outbox_ready.clear()
             if self._heartbeat_now.is_set() or time.monotonic() >= next_beat:
                 self._heartbeat_now.clear()
-                next_beat = time.monotonic() + self.heartbeat_s
+                last_beat = time.monotonic()
                 yield pb.WorkerMessage(heartbeat=pb.Heartbeat(running=self._refs(), draining=self.draining))
                 continue
-            waiters = [asyncio.ensure_future(e.wait()) for e in (self._outbox_ready, self._heartbeat_now, stop)]
+            waiters = [asyncio.ensure_future(e.wait())
+                       for e in (self._outbox_ready, self._heartbeat_now, stop, dead)]
             try:
                 await asyncio.wait(waiters, timeout=max(0.0, next_beat - time.monotonic()),
                                    return_when=asyncio.FIRST_COMPLETED)
@@ -207,10 +215,10 @@ class Worker:
             channel = grpc.aio.secure_channel(target, creds, options=CHANNEL_OPTIONS)
         else:
             channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
-        stop = asyncio.Event()
+        stop, dead = asyncio.Event(), asyncio.Event()
         self._session_stop = stop
         try:
-            call = pb_grpc.WorkerSessionStub(channel).Session(self._requests(stop), metadata=metadata)
+            call = pb_grpc.WorkerSessionStub(channel).Session(self._requests(stop, dead), metadata=metadata)
             async for msg in call:
                 kind = msg.WhichOneof("kind")
                 if kind == "assignments":
@@ -229,6 +237,7 @@ class Worker:
                     self._cancel(list(msg.cancel.run_ids), msg.cancel.reason or "cancelled")
                 elif kind == "welcome":
                     self.heartbeat_s = msg.welcome.heartbeat_interval_s or self.heartbeat_s
+                    self._heartbeat_now.set()  # wake the sender so the new interval applies
                     self.lease_s = msg.welcome.lease_s or self.lease_s
                     self.coordinator = target
                     self._disconnected_since = None
@@ -244,6 +253,7 @@ class Worker:
                     self.log.info("coordinator_draining", coordinator=target, reason=msg.drain.reason)
                     break
         finally:
+            dead.set()
             stop.set()
             if self.connected.is_set():
                 self._disconnected_since = time.monotonic()

@@ -89,6 +89,12 @@ async def test_kill_9_worker_its_runs_are_rerun_elsewhere(cluster: Cluster) -> N
           f"(lease {LEASE}s, each run takes 3s)")
 
 
+async def _held(cluster: Cluster, worker: str, n: int) -> bool:
+    """The worker's heartbeats report n runs: it has them (not just the database)."""
+    status, body = await cluster.request("GET", "/api/workers")
+    return any(w["name"] == worker and w["running"] == n for w in body["workers"])
+
+
 async def _running(cluster: Cluster, ids: list[str]) -> bool:
     for i in ids:
         status, t = await cluster.request("GET", f"/api/tasks/{i}")
@@ -154,7 +160,7 @@ async def test_failover_keeps_runs_in_flight(cluster: Cluster) -> None:
     b = await cluster.coordinator()
     w = await cluster.worker("--import", "e2e_handlers", "--slots", "4", name="w", coordinators=[a, b])
     tasks = await batch(cluster, [{"type": "sleep", "payload": {"s": 2}} for _ in range(4)])
-    await wait_until(lambda: _running(cluster, [t["id"] for t in tasks]), 10, what="runs in flight via A")
+    await wait_until(lambda: _held(cluster, "w", 4), 10, what="the worker to hold the runs")
     a.signal(signal.SIGKILL)
     for t in tasks:
         assert (await cluster.wait_task(t["id"], timeout=20))["state"] == "succeeded"
@@ -163,6 +169,49 @@ async def test_failover_keeps_runs_in_flight(cluster: Cluster) -> None:
         assert [r["state"] for r in runs] == ["succeeded"], "a run kept across failover is not retried"
     assert w.output().count('"event": "connected"') == 2
     print("failover: the worker moved to the other coordinator mid-run and kept all 4 runs (one run each)")
+
+
+async def test_frozen_coordinator_is_detected_by_keepalive_and_runs_move(db_url: str) -> None:
+    # A SIGSTOPped coordinator keeps its TCP connections open but answers nothing: the
+    # half-open case. Leases are longer than keepalive's detection (5 s + 5 s), so the
+    # worker should move to the other coordinator and keep its runs.
+    async with running_cluster(db_url, lease_s=20, heartbeat_s=1) as cluster:
+        await cluster.api()
+        a = await cluster.coordinator()
+        b = await cluster.coordinator()
+        w = await cluster.worker("--import", "e2e_handlers", "--slots", "4", name="w", coordinators=[a, b])
+        tasks = await batch(cluster, [{"type": "sleep", "payload": {"s": 6}} for _ in range(3)])
+        await wait_until(lambda: _held(cluster, "w", 3), 10, what="the worker to hold the runs")
+        loop = asyncio.get_running_loop()
+        frozen_at = loop.time()
+        a.signal(signal.SIGSTOP)
+        try:
+            await wait_until(lambda: w.output().count('"event": "connected"') >= 2, 30, interval=0.1,
+                             what="the worker to notice and move to B")
+            moved = loop.time() - frozen_at
+            for t in tasks:
+                assert (await cluster.wait_task(t["id"], timeout=20))["state"] == "succeeded"
+                runs = await cluster.runs(t["id"])
+                assert [r["state"] for r in runs] == ["succeeded"], [(r["attempt"], r["error"], r["started_at"], r["finished_at"]) for r in runs]
+        finally:
+            a.signal(signal.SIGCONT)
+        print(f"frozen coordinator: the worker moved to the other after {moved:.1f}s and kept its runs")
+
+
+async def test_sigterm_coordinator_sends_its_workers_on(cluster: Cluster) -> None:
+    await cluster.api()
+    a = await cluster.coordinator()
+    b = await cluster.coordinator()
+    w = await cluster.worker("--import", "e2e_handlers", "--slots", "4", name="w", coordinators=[a, b])
+    tasks = await batch(cluster, [{"type": "sleep", "payload": {"s": 1.5}} for _ in range(3)])
+    await wait_until(lambda: _held(cluster, "w", 3), 10, what="the worker to hold the runs")
+    a.signal(signal.SIGTERM)
+    assert a.proc is not None and await asyncio.to_thread(a.proc.wait, 20) == 0, a.output()
+    assert '"event": "coordinator_draining"' in w.output()
+    for t in tasks:
+        assert (await cluster.wait_task(t["id"], timeout=20))["state"] == "succeeded"
+        assert [r["state"] for r in await cluster.runs(t["id"])] == ["succeeded"]
+    print("SIGTERM coordinator: it exited 0, its worker moved on and kept its runs")
 
 
 async def test_poison_task_is_quarantined_not_crash_looping_the_fleet(cluster: Cluster) -> None:
