@@ -127,6 +127,7 @@ def up(args: argparse.Namespace, leases: config.LeaseSettings) -> int:
             Child("coordinator", [*me, "coordinator", "--grpc-addr", args.grpc_addr, "--no-migrate", *lease_flags]),
             *[Child(f"worker-{i + 1}", [*worker_argv, "--name", f"up-worker-{i + 1}"]) for i in range(workers)],
         ]
+        failed = False
         services, workers_ = children[:2], children[2:]
         for c in services:
             c.start(env)
@@ -141,6 +142,7 @@ def up(args: argparse.Namespace, leases: config.LeaseSettings) -> int:
             print(f"skiplock: the cluster did not come up (exited: {', '.join(dead) or 'none'}); "
                   "see the log lines above", file=sys.stderr)
             stop["signal"] = signal.SIGTERM
+            failed = True
         else:
             print("\nskiplock is up:\n"
                   f"  REST API     http://{api_host}:{api_port}/api/tasks   (docs: http://{api_host}:{api_port}/docs)\n"
@@ -170,7 +172,7 @@ def up(args: argparse.Namespace, leases: config.LeaseSettings) -> int:
                     c.proc.send_signal(signal.SIGTERM)
             for c in group:
                 c.stop(timeout)
-        return 0
+        return 1 if failed else 0
     finally:
         if embedded is not None and embedded.started_here:
             embedded.stop()

@@ -85,6 +85,9 @@ class EmbeddedPostgres:
             text=True,
             timeout=timeout,
             stdin=subprocess.DEVNULL,
+            # Its own session: Ctrl-C in the terminal of `skiplock up` must not reach the
+            # server directly; up stops it last, after workers and coordinator drained.
+            start_new_session=True,
             **self._as_user(),  # type: ignore[arg-type]
         )
         if proc.returncode != 0:

@@ -1,5 +1,5 @@
 """`skiplock up`: embedded PostgreSQL, migrations, API, coordinator and workers from one
-command; a task runs; SIGTERM stops everything, including the database, with no orphans."""
+command; a task runs; Ctrl-C stops everything in order, the database last, with no orphans."""
 
 from __future__ import annotations
 
@@ -60,8 +60,12 @@ async def test_up_runs_a_cluster_and_stops_cleanly() -> None:
             assert finished["last_run"]["result"]["stdout"] == "up\n"
         postgres = [p for p in psutil.process_iter(["cmdline"]) if str(data) in " ".join(p.info["cmdline"] or [])]
         assert postgres, "the embedded PostgreSQL should run from the data dir"
-        proc.send_signal(signal.SIGTERM)
+        # Ctrl-C in a terminal: SIGINT to the whole foreground process group.
+        os.killpg(proc.pid, signal.SIGINT)
         assert proc.wait(60) == 0, log.read_text()
+        text = log.read_text()
+        assert text.index("worker_stopped") < text.index("embedded_postgres_stopped"), \
+            "workers drain before the database stops"
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE
                                                   for c in children + postgres):
