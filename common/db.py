@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -126,6 +125,3 @@ async def migrate(url: str) -> list[str]:
         log.info("migrations_applied", migrations=applied)
     return applied
 
-
-def row_dict(record: asyncpg.Record | None) -> dict[str, Any] | None:
-    return dict(record) if record is not None else None

@@ -134,10 +134,6 @@ class EmbeddedPostgres:
                   timeout=90)
         log.info("embedded_postgres_stopped", data_dir=str(self.data_dir))
 
-    def kill(self) -> None:
-        """Stop with `immediate` mode: like a crash, with recovery at the next start."""
-        self.stop(mode="immediate")
-
     def remove(self) -> None:
         self.stop()
         shutil.rmtree(self.data_dir, ignore_errors=True)

@@ -18,10 +18,15 @@ class RunState(StrEnum):
         return self not in (RunState.PENDING, RunState.RUNNING)
 
 
-# Every move a run may make; each UPDATE guards its source state in its WHERE clause.
+# Every move a run may make; each UPDATE guards its source state in its WHERE clause
+# (tests/unit/test_sql_and_layout.py checks the statements against this table).
+# running → pending: a claimed run given back (its worker left before the send, or a cron
+# slot queued behind the current run); running → skipped: a claimed cron slot that must not
+# run (overlap, catch-up). Both happen before any worker saw the run.
 RUN_TRANSITIONS: dict[RunState, frozenset[RunState]] = {
     RunState.PENDING: frozenset({RunState.RUNNING, RunState.CANCELLED, RunState.SKIPPED}),
-    RunState.RUNNING: frozenset({RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED}),
+    RunState.RUNNING: frozenset({RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED,
+                                 RunState.PENDING, RunState.SKIPPED}),
     RunState.SUCCEEDED: frozenset(),
     RunState.FAILED: frozenset(),
     RunState.CANCELLED: frozenset(),

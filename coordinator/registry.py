@@ -51,5 +51,3 @@ class Registry:
         if self.workers.get(w.id) is w:
             del self.workers[w.id]
 
-    def free_slots(self) -> int:
-        return sum(w.free for w in self.workers.values())

@@ -76,3 +76,43 @@ def test_generated_protobuf_code_is_fresh() -> None:
     for name, text in codegen.generated_texts().items():
         committed = (ROOT / "proto" / name).read_text()
         assert normalise(committed) == normalise(text), f"proto/{name} is stale: run make proto"
+
+
+# Statement → (the state it moves runs from, the states it moves them to).
+RUN_MOVES = {
+    "claim": ("pending", {"running"}),
+    "finish_runs": ("running", {"succeeded", "failed", "cancelled"}),
+    "reap_expired": ("running", {"failed"}),
+    "skip_runs": ("running", {"skipped"}),
+    "queue_runs": ("running", {"pending"}),
+    "unclaim_runs": ("running", {"pending"}),
+    "cancel_task": ("pending", {"cancelled"}),
+    "skip_paused_slot": ("pending", {"skipped"}),
+}
+
+
+def test_every_run_state_change_is_declared_and_guarded() -> None:
+    from skiplock.common.states import RUN_TRANSITIONS, RunState
+
+    setters = {name for name, sql in queries().items()
+               if re.search(r"(?:SET|,)\s*state\s*=", sql) and "skiplock_runs" in sql}
+    assert setters == set(RUN_MOVES), "a statement changes run states without an entry in RUN_MOVES"
+    for name, (source, targets) in RUN_MOVES.items():
+        sql = queries()[name]
+        assert re.search(rf"state\s*=\s*'{source}'", sql), f"{name} does not guard state = '{source}'"
+        assert {RunState(t) for t in targets} <= RUN_TRANSITIONS[RunState(source)], name
+
+
+def test_python_states_mirror_the_sql_checks() -> None:
+    from skiplock.common.states import RunState, TaskStatus
+    from skiplock.sql import migrations_dir
+
+    ddl = (migrations_dir() / "0001_initial.sql").read_text()
+
+    def check(column: str) -> set[str]:
+        m = re.search(rf"{column}\s+text NOT NULL DEFAULT '[a-z]+'\s+CHECK \({column} IN \(([^)]*)\)\)", ddl)
+        assert m, column
+        return set(re.findall(r"'([a-z]+)'", m.group(1)))
+
+    assert check("state") == {s.value for s in RunState}
+    assert check("status") == {s.value for s in TaskStatus}
