@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import time
 import uuid
@@ -91,7 +92,8 @@ def auth_middleware(token: str | None) -> Any:
     @web.middleware
     async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
         guarded = token and request.path.startswith("/api/") and request.path != "/api/healthz"
-        if guarded and request.headers.get("Authorization", "") != f"Bearer {token}":
+        if guarded and not hmac.compare_digest(request.headers.get("Authorization", "").encode(),
+                                               f"Bearer {token}".encode()):
             raise Problem(401, "Unauthorized", "send Authorization: Bearer <SKIPLOCK_API_TOKEN>",
                           headers={"WWW-Authenticate": "Bearer"})
         return await handler(request)

@@ -104,13 +104,31 @@ class EmbeddedPostgres:
     def initialised(self) -> bool:
         return (self.data_dir / "PG_VERSION").exists()
 
+    @property
+    def owner_file(self) -> Path:
+        return self.data_dir.parent / "owner.pid"
+
+    def _owner_alive(self) -> bool:
+        try:
+            os.kill(int(self.owner_file.read_text().strip()), 0)
+            return True
+        except (FileNotFoundError, ValueError, ProcessLookupError):
+            return False
+        except PermissionError:
+            return True
+
     def start(self) -> str:
-        """Start (initialising on first use) and return a connection URL."""
+        """Start (initialising on first use) and return a connection URL. A server left
+        running by an owner that died (a killed `skiplock up`) is adopted: stopped by us."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         already = self.running_port()
         if already is not None:
             self.port = already
-            log.info("embedded_postgres_reused", port=already, data_dir=str(self.data_dir))
+            self.started_here = not self._owner_alive()
+            if self.started_here:
+                self.owner_file.write_text(str(os.getpid()))
+            log.info("embedded_postgres_reused", port=already, data_dir=str(self.data_dir),
+                     adopted=self.started_here)
             return self.url()
         self._prepare_root()
         if not self.initialised():
@@ -124,6 +142,7 @@ class EmbeddedPostgres:
         self._run("pg_ctl", "-D", str(self.data_dir), "-w", "-t", "60", "-o", options,
                   "-l", str(self.data_dir / "server.log"), "start", timeout=90)
         self.started_here = True
+        self.owner_file.write_text(str(os.getpid()))
         log.info("embedded_postgres_started", port=self.port, data_dir=str(self.data_dir))
         return self.url()
 
@@ -132,6 +151,7 @@ class EmbeddedPostgres:
             return
         self._run("pg_ctl", "-D", str(self.data_dir), "-w", "-t", "60", "-m", mode, "stop",
                   timeout=90)
+        self.owner_file.unlink(missing_ok=True)
         log.info("embedded_postgres_stopped", data_dir=str(self.data_dir))
 
     def remove(self) -> None:

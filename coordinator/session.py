@@ -9,6 +9,7 @@ them.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -61,7 +62,7 @@ class WorkerSessionService(pb_grpc.WorkerSessionServicer):
         if not token:
             return True
         md = dict(context.invocation_metadata() or ())
-        return md.get("authorization") == f"Bearer {token}"
+        return hmac.compare_digest(str(md.get("authorization", "")).encode(), f"Bearer {token}".encode())
 
     async def Session(self, request_iterator: AsyncIterator[pb.WorkerMessage],
                       context: grpc.aio.ServicerContext) -> None:
