@@ -73,7 +73,8 @@ async def problems_middleware(request: web.Request, handler: Handler) -> web.Str
         status = exc.status
         if exc.status < 400:
             raise
-        return Problem(exc.status, exc.reason, exc.text or exc.reason).response()
+        keep = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}
+        return Problem(exc.status, exc.reason, exc.text or exc.reason, headers=keep).response()
     except db.TRANSIENT_ERRORS as exc:
         status = 503
         log.warning("database_unavailable", error=str(exc), path=request.path)

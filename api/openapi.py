@@ -27,6 +27,26 @@ def _ok(schema: dict[str, Any], code: int = 200, desc: str = "ok") -> dict[str, 
     return {str(code): {"description": desc, "content": {"application/json": {"schema": schema}}}}
 
 
+TASK_FIELDS: dict[str, Any] = {
+    "name": {"type": "string", "minLength": 1, "maxLength": 200},
+    "type": {"type": "string", "pattern": "^[a-z][a-z0-9_.-]{0,63}$"},
+    "payload": {"type": "object", "description": "http: method, url, headers, json|body, timeout_s, expect_status, retry_on_status; shell: command, env, cwd, timeout_s; custom: any object"},
+    "run_at": TS, "delay_s": {"type": "number", "minimum": 0},
+    "cron": {"type": "string", "description": "5 fields, or 6 with seconds first"},
+    "timezone": {"type": "string", "default": "UTC", "description": "IANA zone (cron only)"},
+    "catch_up": {"type": "string", "enum": ["latest", "all", "none"], "default": "latest"},
+    "overlap": {"type": "string", "enum": ["skip", "allow", "queue"], "default": "skip"},
+    "queue": {"type": "string", "default": "default"},
+    "priority": {"type": "integer", "default": 0, "description": "higher runs first"},
+    "max_attempts": {"type": "integer", "minimum": 1, "maximum": 100},
+    "timeout_s": {"type": "number", "default": 300},
+    "retry_backoff_s": {"type": "number", "default": 1},
+    "retry_backoff_max_s": {"type": "number", "default": 300},
+    "retry_jitter": {"type": "boolean", "default": True},
+    "idempotency_key": {"type": "string", "maxLength": 200},
+}
+RUN_STATE = {"type": "string", "enum": ["pending", "running", "succeeded", "failed", "cancelled", "skipped"]}
+
 PAGING = [
     {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}},
     {"name": "cursor", "in": "query", "schema": {"type": "string"}, "description": "next_cursor of the previous page"},
@@ -42,26 +62,14 @@ def spec() -> dict[str, Any]:
             "detail": {"type": "string"},
             "errors": {"type": "array", "items": {"type": "object", "properties": {
                 "field": {"type": "string"}, "message": {"type": "string"}}}}}},
-        "TaskCreate": {"type": "object", "required": ["type"], "additionalProperties": False, "properties": {
-            "name": {"type": "string", "minLength": 1, "maxLength": 200},
-            "type": {"type": "string", "pattern": "^[a-z][a-z0-9_.-]{0,63}$"},
-            "payload": {"type": "object", "description": "http: method, url, headers, json|body, timeout_s, expect_status, retry_on_status; shell: command, env, cwd, timeout_s; custom: any object"},
-            "run_at": TS, "delay_s": {"type": "number", "minimum": 0},
-            "cron": {"type": "string", "description": "5 fields, or 6 with seconds first"},
-            "timezone": {"type": "string", "default": "UTC", "description": "IANA zone (cron only)"},
-            "catch_up": {"type": "string", "enum": ["latest", "all", "none"], "default": "latest"},
-            "overlap": {"type": "string", "enum": ["skip", "allow", "queue"], "default": "skip"},
-            "queue": {"type": "string", "default": "default"},
-            "priority": {"type": "integer", "default": 0, "description": "higher runs first"},
-            "max_attempts": {"type": "integer", "minimum": 1, "maximum": 100},
-            "timeout_s": {"type": "number", "default": 300},
-            "retry_backoff_s": {"type": "number", "default": 1},
-            "retry_backoff_max_s": {"type": "number", "default": 300},
-            "retry_jitter": {"type": "boolean", "default": True},
-            "idempotency_key": {"type": "string", "maxLength": 200}}},
+        "TaskCreate": {"type": "object", "required": ["type"], "additionalProperties": False,
+                       "properties": TASK_FIELDS},
+        "TaskPatch": {"type": "object", "minProperties": 1, "additionalProperties": False,
+                      "description": "Absent fields keep their value; cron only for cron tasks, run_at only for one-off tasks",
+                      "properties": {k: v for k, v in TASK_FIELDS.items() if k not in ("type", "delay_s", "idempotency_key")}},
         "Run": {"type": "object", "properties": {
             "id": {"type": "string"}, "task_id": {"type": "string"}, "attempt": {"type": "integer"},
-            "state": {"type": "string", "enum": ["pending", "running", "succeeded", "failed", "cancelled", "skipped"]},
+            "state": RUN_STATE,
             "type": {"type": "string"}, "queue": {"type": "string"}, "reason": {"type": "string"},
             "scheduled_for": TS, "due_at": NTS, "started_at": NTS, "finished_at": NTS,
             "duration_ms": {"type": "integer", "nullable": True},
@@ -107,14 +115,15 @@ def spec() -> dict[str, Any]:
         "/api/tasks/batch": {"post": {
             "summary": "Create up to 1,000 tasks, all or nothing",
             "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                "type": "object", "properties": {"tasks": {"type": "array", "maxItems": 1000, "items": _ref("TaskCreate")}}}}}},
+                "type": "object", "required": ["tasks"], "additionalProperties": False,
+                "properties": {"tasks": {"type": "array", "minItems": 1, "maxItems": 1000, "items": _ref("TaskCreate")}}}}}},
             "responses": {**_ok({"type": "object", "properties": {"tasks": {"type": "array", "items": _ref("Task")}}}, 201),
                           **_problem_responses(400, 401, 413, 503)}}},
         "/api/tasks/{id}": {
             "parameters": ID,
             "get": {"summary": "One task, with last_run", "responses": {**_ok(_ref("Task")), **_problem_responses(404)}},
             "patch": {"summary": "Change a task from its next run on",
-                      "requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}},
+                      "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("TaskPatch")}}},
                       "responses": {**_ok(_ref("Task")), **_problem_responses(400, 404, 409)}},
             "delete": {"summary": "Cancel: pending runs cancelled, a running run stopped",
                        "responses": {**_ok(_ref("Task")), **_problem_responses(404)}}},
@@ -122,11 +131,14 @@ def spec() -> dict[str, Any]:
         "/api/tasks/{id}/resume": {"parameters": ID, "post": {"summary": "Restart new runs", "responses": {**_ok(_ref("Task")), **_problem_responses(404, 409)}}},
         "/api/tasks/{id}/trigger": {"parameters": ID, "post": {"summary": "One extra run now", "responses": {**_ok(_ref("Run"), 201), **_problem_responses(404, 409)}}},
         "/api/tasks/{id}/runs": {"parameters": ID, "get": {"summary": "The task's runs, newest first", "parameters": [
-            {"name": "state", "in": "query", "schema": {"type": "string"}}, *PAGING],
+            {"name": "state", "in": "query", "schema": RUN_STATE}, *PAGING],
             "responses": {**_ok(run_page), **_problem_responses(400, 404)}}},
         "/api/runs": {"get": {"summary": "All runs, newest first", "parameters": [
-            {"name": n, "in": "query", "schema": {"type": "string"}} for n in ("state", "type", "task_id", "worker_id")
-        ] + PAGING, "responses": {**_ok(run_page), **_problem_responses(400)}}},
+            {"name": "state", "in": "query", "schema": RUN_STATE},
+            {"name": "type", "in": "query", "schema": {"type": "string"}},
+            {"name": "task_id", "in": "query", "schema": {"type": "string", "format": "uuid"}},
+            {"name": "worker_id", "in": "query", "schema": {"type": "string"}},
+            *PAGING], "responses": {**_ok(run_page), **_problem_responses(400)}}},
         "/api/runs/{id}": {"parameters": ID, "get": {"summary": "One run", "responses": {**_ok(_ref("Run")), **_problem_responses(404)}}},
         "/api/workers": {"get": {"summary": "Connected workers", "responses": _ok(
             {"type": "object", "properties": {"workers": {"type": "array", "items": _ref("Worker")}}})}},
