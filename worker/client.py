@@ -141,7 +141,12 @@ class Worker:
         cap = self.settings.output_cap_bytes
         if a.type == "http":
             assert self.http is not None
-            return await executors.run_http(self.http, payload, a.timeout_s, cap)
+            # Delivery is at least once: the key is the same for every attempt at one fire
+            # time, so a receiver can drop a repeat.
+            slot = datetime.fromtimestamp(a.scheduled_for, UTC).isoformat().replace("+00:00", "Z")
+            identity = {"Idempotency-Key": f"{a.task_id}/{slot}", "X-Skiplock-Task-Id": a.task_id,
+                        "X-Skiplock-Run-Id": a.run_id, "X-Skiplock-Attempt": str(a.attempt)}
+            return await executors.run_http(self.http, payload, a.timeout_s, cap, identity)
         if a.type == "shell":
             if not self.settings.allow_shell:
                 return Outcome("failed", None, "this worker does not run shell tasks", retryable=True)

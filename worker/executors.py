@@ -43,11 +43,14 @@ def _codes(value: Any) -> set[int]:
     return set(value) if isinstance(value, list) else {value}
 
 
-async def run_http(session: aiohttp.ClientSession, payload: dict[str, Any], timeout_s: float, cap: int) -> Outcome:
+async def run_http(session: aiohttp.ClientSession, payload: dict[str, Any], timeout_s: float, cap: int,
+                   identity: dict[str, str] | None = None) -> Outcome:
+    """`identity`: headers naming the run (Idempotency-Key, X-Skiplock-*); the task's own
+    headers win over them."""
     method = str(payload.get("method", "POST")).upper()
     req_timeout = min(float(payload.get("timeout_s", timeout_s)), timeout_s)
-    kwargs: dict[str, Any] = {"headers": payload.get("headers") or {},
-                              "timeout": aiohttp.ClientTimeout(total=req_timeout)}
+    headers = {**(identity or {}), **(payload.get("headers") or {})}
+    kwargs: dict[str, Any] = {"headers": headers, "timeout": aiohttp.ClientTimeout(total=req_timeout)}
     if "json" in payload:
         kwargs["json"] = payload["json"]
     elif "body" in payload:

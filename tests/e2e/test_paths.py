@@ -43,6 +43,7 @@ async def test_http_task_calls_the_webhook(cluster: Cluster, webhook: WebhookTar
     assert done["state"] == "succeeded", done
     [hit] = webhook.on("/hook")
     assert hit.method == "PUT" and hit.headers["X-Token"] == "t1" and json.loads(hit.body) == {"order": 42}
+    assert hit.headers["X-Skiplock-Task-Id"] == task["id"]
     result = done["last_run"]["result"]
     assert result["status_code"] == 200 and json.loads(result["body"])["path"] == "/hook"
 
@@ -56,7 +57,12 @@ async def test_webhook_that_fails_twice_then_succeeds_gives_three_runs(cluster: 
     runs = sorted(await cluster.runs(task["id"]), key=lambda r: r["attempt"])
     assert [(r["attempt"], r["state"]) for r in runs] == [(1, "failed"), (2, "failed"), (3, "succeeded")]
     assert runs[0]["error"] == "HTTP 500" and runs[0]["result"]["status_code"] == 500
-    assert len(webhook.on("/flaky")) == 3
+    hits = webhook.on("/flaky")
+    assert len(hits) == 3
+    assert len({h.headers["Idempotency-Key"] for h in hits}) == 1, "one key for every attempt at one fire time"
+    assert hits[0].headers["Idempotency-Key"].startswith(task["id"] + "/")
+    assert [h.headers["X-Skiplock-Attempt"] for h in hits] == ["1", "2", "3"]
+    assert len({h.headers["X-Skiplock-Run-Id"] for h in hits}) == 3
 
 
 async def test_http_4xx_is_not_retried(cluster: Cluster, webhook: WebhookTarget) -> None:
