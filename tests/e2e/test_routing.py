@@ -40,10 +40,19 @@ async def test_worker_receives_only_advertised_types_and_queues(cluster: Cluster
 
 
 async def test_two_workers_share_the_load(cluster: Cluster) -> None:
+    import aiohttp
+
+    from skiplock.common.embedded import free_port
+
     await cluster.api()
     await cluster.coordinator()
-    for name in ("w-a", "w-b"):
-        await cluster.worker("--import", "e2e_handlers", "--slots", "4", name=name)
+    mport = free_port()
+    await cluster.worker("--import", "e2e_handlers", "--slots", "4", "--metrics-addr", f"127.0.0.1:{mport}",
+                         name="w-a")
+    await cluster.worker("--import", "e2e_handlers", "--slots", "4", name="w-b")
+    async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{mport}/metrics") as r:
+        text = await r.text()
+    assert "skiplock_worker_slots 4.0" in text and "skiplock_worker_connected 1.0" in text
     tasks = await batch(cluster, [{"type": "sleep", "payload": {"s": 0.2}} for _ in range(24)])
     done = [await cluster.wait_task(t["id"]) for t in tasks]
     assert {d["state"] for d in done} == {"succeeded"}
