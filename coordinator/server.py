@@ -19,6 +19,7 @@ from skiplock.common.config import CoordinatorSettings, parse_addr
 from skiplock.common.metrics import serve_metrics
 from skiplock.coordinator.admin import AdminService
 from skiplock.coordinator.dispatcher import Dispatcher
+from skiplock.coordinator.leases import LeaseKeeper
 from skiplock.coordinator.listener import Listener
 from skiplock.coordinator.maintenance import Reaper, Retention
 from skiplock.coordinator.metrics import CoordinatorMetrics
@@ -68,7 +69,8 @@ async def serve(settings: CoordinatorSettings, *, migrate: bool = True,
     registry = Registry()
     dispatcher = Dispatcher(pool, settings, registry, metrics)
     results = ResultWriter(pool, settings, metrics, on_written=dispatcher.poke)
-    sessions = WorkerSessionService(pool, settings, registry, dispatcher, results, metrics)
+    leases = LeaseKeeper(pool, settings, metrics)
+    sessions = WorkerSessionService(pool, settings, registry, dispatcher, results, leases, metrics)
     reaper = Reaper(pool, settings, metrics, on_reaped=dispatcher.poke)
     listener = Listener(settings.database_url, on_due=dispatcher.due_at, on_cancel=sessions.cancel,
                         on_reconnect=dispatcher.poke)
@@ -105,6 +107,7 @@ async def serve(settings: CoordinatorSettings, *, migrate: bool = True,
     side = [
         asyncio.create_task(dispatcher.run(), name="dispatcher"),
         asyncio.create_task(results.run(), name="results"),
+        asyncio.create_task(leases.run(), name="leases"),
         asyncio.create_task(reaper.run(), name="reaper"),
         asyncio.create_task(listener.run(), name="listener"),
         asyncio.create_task(Retention(pool, settings).run(), name="retention"),

@@ -20,6 +20,7 @@ import grpc
 from skiplock.common import db, logs, timeutil
 from skiplock.common.config import CoordinatorSettings
 from skiplock.coordinator.dispatcher import Dispatcher
+from skiplock.coordinator.leases import LeaseKeeper
 from skiplock.coordinator.metrics import CoordinatorMetrics
 from skiplock.coordinator.outcomes import ResultRow
 from skiplock.coordinator.registry import Registry, WorkerConn
@@ -46,9 +47,11 @@ def _ts(unix_s: float, fallback: datetime) -> datetime:
 
 class WorkerSessionService(pb_grpc.WorkerSessionServicer):
     def __init__(self, pool: asyncpg.Pool, settings: CoordinatorSettings, registry: Registry,
-                 dispatcher: Dispatcher, results: ResultWriter, metrics: CoordinatorMetrics,
-                 clock: Callable[[], datetime] = timeutil.utcnow) -> None:
+                 dispatcher: Dispatcher, results: ResultWriter, leases: LeaseKeeper,
+                 metrics: CoordinatorMetrics, clock: Callable[[], datetime] = timeutil.utcnow) -> None:
         self.pool = pool
+        self.leases = leases
+        self._beats: set[asyncio.Task[None]] = set()
         self.settings = settings
         self.registry = registry
         self.dispatcher = dispatcher
@@ -140,7 +143,10 @@ class WorkerSessionService(pb_grpc.WorkerSessionServicer):
                 if kind == "results":
                     self._on_results(w, msg.results)
                 elif kind == "heartbeat":
-                    await self._on_heartbeat(w, msg.heartbeat)
+                    # Not awaited here: the batch waits a few ms, results must not.
+                    task = asyncio.create_task(self._on_heartbeat(w, msg.heartbeat))
+                    self._beats.add(task)
+                    task.add_done_callback(self._beats.discard)
         except asyncio.CancelledError:
             raise
         except grpc.aio.AioRpcError:
@@ -170,12 +176,11 @@ class WorkerSessionService(pb_grpc.WorkerSessionServicer):
             log.info("worker_draining", worker_id=w.id)
         w.draining = w.draining or hb.draining  # an operator's drain sticks until the worker restarts
         refs = [(r.run_id, _uuid(r.run_id), _uuid(r.lease_token)) for r in hb.running]
-        valid = [(s, i, t) for s, i, t in refs if i is not None and t is not None]
+        valid = [(i, t) for _, i, t in refs if i is not None and t is not None]
         try:
-            held = {str(r["id"]) for r in await self.pool.fetch(
-                query("extend_leases"), [i for _, i, _ in valid], [t for _, _, t in valid],
-                self.clock(), self.settings.leases.lease_s, w.id, hb.draining,
-                self.settings.coordinator_id)}
+            held = {str(i) for i in await self.leases.beat(w.id, valid, w.draining)}  # type: ignore[arg-type]
+        except asyncio.CancelledError:
+            return  # superseded by a newer heartbeat of this worker
         except db.TRANSIENT_ERRORS as exc:
             self.metrics.db_errors.labels("heartbeat").inc()
             log.warning("heartbeat_not_recorded", worker_id=w.id, error=str(exc) or type(exc).__name__)

@@ -218,8 +218,9 @@ UPDATE skiplock_runs SET due_at = 'infinity'
 WHERE task_id = ANY($1::uuid[]) AND state = 'pending';
 
 -- name: extend_leases
--- A worker's heartbeat: extend the leases of the runs it holds (under their tokens) and
--- mark it alive. Returns the runs still held; the worker must drop the others.
+-- A worker's hello: mark it alive and adopt the runs it says it still holds (under their
+-- tokens), wherever they were assigned from. Returns those still held; the worker must drop
+-- the others. Later heartbeats go through `heartbeats`, batched.
 WITH alive AS (
     UPDATE skiplock_workers
     SET last_heartbeat_at = $3, running = cardinality($1::uuid[]), draining = $6,
@@ -231,6 +232,24 @@ SET lease_expires_at = $3 + make_interval(secs => $4), worker_id = $5, coordinat
 FROM unnest($1::uuid[], $2::uuid[]) AS h(id, token)
 WHERE r.id = ANY($1::uuid[]) AND r.id = h.id AND r.lease_token = h.token AND r.state = 'running'
 RETURNING r.id;
+
+-- name: heartbeats
+-- Heartbeats of many workers in one statement: mark them alive ($1-$3, one entry per
+-- worker) and extend the leases they report ($4-$6, one entry per run, with the worker that
+-- must hold it). Returns the runs still held.
+WITH alive AS (
+    UPDATE skiplock_workers w
+    SET last_heartbeat_at = $7, running = b.running, draining = b.draining,
+        coordinator_id = $9, disconnected_at = NULL
+    FROM unnest($1::text[], $2::integer[], $3::boolean[]) AS b(id, running, draining)
+    WHERE w.id = ANY($1::text[]) AND w.id = b.id
+)
+UPDATE skiplock_runs r
+SET lease_expires_at = $7 + make_interval(secs => $8), coordinator_id = $9
+FROM unnest($4::uuid[], $5::uuid[], $6::text[]) AS h(id, token, worker_id)
+WHERE r.id = ANY($4::uuid[]) AND r.id = h.id AND r.lease_token = h.token
+  AND r.worker_id = h.worker_id AND r.state = 'running'
+RETURNING r.id, r.worker_id;
 
 -- name: upsert_worker
 INSERT INTO skiplock_workers (id, name, host, types, queues, slots, running, coordinator_id,

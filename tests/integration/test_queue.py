@@ -321,3 +321,33 @@ async def test_runs_claimed_for_a_vanished_worker_go_back_to_pending(db_url: str
     run = await pool.fetchrow("SELECT * FROM skiplock_runs WHERE task_id = $1", uuid.UUID(task["id"]))
     assert (run["state"], run["attempt"], run["worker_id"], run["lease_token"]) == ("pending", 1, None, None)
     assert len(await claim(pool, NOW, 1)) == 1, "it can be claimed again at once"
+
+
+async def test_heartbeats_of_many_workers_are_one_statement_fenced_by_worker(db_url: str, pool: asyncpg.Pool) -> None:
+    import asyncio
+
+    from skiplock.coordinator.leases import LeaseKeeper
+    from skiplock.coordinator.metrics import CoordinatorMetrics
+    from tests.integration.helpers import settings
+
+    for _ in range(3):
+        await create(pool, NOW)
+    a1, a2 = await claim(pool, NOW, 2, worker="wa", lease_s=10)
+    [b1] = await claim(pool, NOW, 1, worker="wb", lease_s=10)
+    for w in ("wa", "wb"):
+        await pool.execute(query("upsert_worker"), w, w, "h", ["noop"], [], 2, "c-test", NOW)
+    later = NOW + timedelta(seconds=5)
+    keeper = LeaseKeeper(pool, settings(db_url), CoordinatorMetrics(), clock=lambda: later)
+    beats = [asyncio.ensure_future(keeper.beat("wa", [(a1["id"], a1["lease_token"]), (b1["id"], b1["lease_token"])], False)),
+             asyncio.ensure_future(keeper.beat("wb", [(b1["id"], b1["lease_token"]), (a2["id"], uuid.uuid4())], True))]
+    await asyncio.sleep(0)
+    await keeper.flush()
+    held_a, held_b = await asyncio.gather(*beats)
+    assert held_a == {a1["id"]}, "wa may not extend wb's run, even with its token"
+    assert held_b == {b1["id"]}, "a wrong token extends nothing"
+    leases = {r["id"]: r["lease_expires_at"] for r in await pool.fetch("SELECT id, lease_expires_at FROM skiplock_runs")}
+    assert leases[a1["id"]] == leases[b1["id"]] == later + timedelta(seconds=10)
+    assert leases[a2["id"]] == NOW + timedelta(seconds=10)
+    workers = {r["id"]: (r["running"], r["draining"], r["last_heartbeat_at"])
+               for r in await pool.fetch("SELECT * FROM skiplock_workers")}
+    assert workers == {"wa": (2, False, later), "wb": (2, True, later)}
