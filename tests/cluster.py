@@ -28,6 +28,7 @@ class Proc:
     env: dict[str, str]
     port: int | None = None
     proc: subprocess.Popen[bytes] | None = None
+    role: str = ""
     log_path: Path = field(default_factory=lambda: Path(tempfile.mkstemp(prefix="skiplock-e2e-", suffix=".log")[1]))
 
     def start(self) -> Proc:
@@ -80,7 +81,8 @@ class Cluster:
         self.coordinators: list[Proc] = []
 
     def _spawn(self, name: str, args: list[str], port: int | None = None, env: dict[str, str] | None = None) -> Proc:
-        p = Proc(name, [sys.executable, "-m", "skiplock", *args], {**self.env, **(env or {})}, port).start()
+        p = Proc(name, [sys.executable, "-m", "skiplock", *args], {**self.env, **(env or {})}, port,
+                 role=args[0]).start()
         self.procs.append(p)
         return p
 
@@ -145,8 +147,10 @@ class Cluster:
 
     def stop(self) -> None:
         # Workers first, so they drain against a live coordinator.
-        for p in sorted(self.procs, key=lambda p: 0 if p.name.startswith("worker") else 1):
+        for p in sorted(self.procs, key=lambda p: 0 if p.role == "worker" else 1):
             p.stop()
+        for p in self.procs:  # logs were dumped already if the test failed
+            p.log_path.unlink(missing_ok=True)
 
     def dump(self) -> str:
         return "\n".join(f"===== {p.name} (pid {p.proc.pid if p.proc else '-'}) =====\n{p.output()[-6000:]}"
