@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -127,6 +128,7 @@ async def main(args: argparse.Namespace) -> None:
         cluster.stop()
         if server is not None:
             await asyncio.to_thread(server.remove)
+            shutil.rmtree(server.data_dir.parent, ignore_errors=True)
 
 
 if __name__ == "__main__":

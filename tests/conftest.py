@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -38,6 +39,7 @@ def pg_admin_url() -> Iterator[str]:
         yield url
     finally:
         server.remove()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -47,6 +49,7 @@ def embedded_pg_factory() -> Iterator[list[EmbeddedPostgres]]:
     yield made
     for server in made:
         server.remove()
+        shutil.rmtree(server.data_dir.parent, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
-import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -309,8 +308,8 @@ async def test_two_thousand_tasks_two_coordinators_two_workers_exactly_once(clus
     assert len(by_worker) == 2
 
 
-async def test_postgres_restart_while_work_flows(embedded_pg_factory: list[EmbeddedPostgres]) -> None:
-    server = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="skiplock-restart-")) / "data", port=free_port())
+async def test_postgres_restart_while_work_flows(embedded_pg_factory: list[EmbeddedPostgres], tmp_path: Path) -> None:
+    server = EmbeddedPostgres(tmp_path / "restart" / "data", port=free_port())
     embedded_pg_factory.append(server)
     url = with_database(server.start(), "postgres")
     async with running_cluster(url, LEASE, BEAT) as c:

@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import subprocess
-import tempfile
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
@@ -112,8 +111,8 @@ async def test_shell_output_is_capped(cluster: Cluster) -> None:
     assert len(result["stdout"]) == 64 * 1024 and result["stdout_truncated"] is True
 
 
-async def test_shell_timeout_kills_the_process_group(cluster: Cluster) -> None:
-    pidfile = Path(tempfile.mkdtemp()) / "pid"
+async def test_shell_timeout_kills_the_process_group(cluster: Cluster, tmp_path: Path) -> None:
+    pidfile = tmp_path / "pid"
     task = await create(cluster, {"type": "shell", "timeout_s": 1, "max_attempts": 1, "payload": {
         "command": f"sleep 60 & echo $! > {pidfile}; wait"}})
     done = await cluster.wait_task(task["id"])
@@ -133,8 +132,8 @@ def _alive(pid: int) -> bool:
         return False
 
 
-async def test_cancel_stops_a_running_shell_run_within_seconds(cluster: Cluster) -> None:
-    pidfile = Path(tempfile.mkdtemp()) / "pid"
+async def test_cancel_stops_a_running_shell_run_within_seconds(cluster: Cluster, tmp_path: Path) -> None:
+    pidfile = tmp_path / "pid"
     task = await create(cluster, {"type": "shell", "payload": {"command": f"echo $$ > {pidfile}; exec sleep 30"}})
     await cluster.wait_task(task["id"], states=("running",))
     await wait_until(lambda: pidfile.exists() and pidfile.read_text().strip(), 10, what="the shell to start")

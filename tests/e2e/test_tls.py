@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import pytest
 import trustme
 
@@ -15,11 +12,11 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def pki() -> dict[str, str]:
+def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     ca = trustme.CA()
     server = ca.issue_cert("127.0.0.1", "localhost")
     client = ca.issue_cert("worker.skiplock.test")
-    d = Path(tempfile.mkdtemp(prefix="skiplock-pki-"))
+    d = tmp_path_factory.mktemp("pki")
     out = {
         "ca": d / "ca.pem", "server_cert": d / "server.pem", "server_key": d / "server.key",
         "client_cert": d / "client.pem", "client_key": d / "client.key",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import asyncpg
@@ -13,8 +12,8 @@ import asyncpg
 from skiplock.common.embedded import EmbeddedPostgres
 
 
-async def test_orphaned_server_is_adopted_and_stopped_by_the_next_owner() -> None:
-    data = Path(tempfile.mkdtemp(prefix="skiplock-emb-")) / "postgres"
+async def test_orphaned_server_is_adopted_and_stopped_by_the_next_owner(tmp_path: Path) -> None:
+    data = tmp_path / "postgres"
     first = EmbeddedPostgres(data)
     url = first.start()
     try:
