@@ -25,7 +25,23 @@ class Beat:
     worker_id: str
     runs: list[tuple[uuid.UUID, uuid.UUID]]  # (run id, lease token)
     draining: bool
-    done: asyncio.Future[set[uuid.UUID]]
+    done: asyncio.Future[set[str]] | None = None
+
+
+async def heartbeats(conn: asyncpg.Connection | asyncpg.Pool, beats: list[Beat], now: datetime,
+                     settings: CoordinatorSettings) -> dict[str, set[str]]:
+    """Write heartbeats in one statement; returns, per worker, the reported runs it still
+    holds (a run counts only for the worker it is assigned to, under its token)."""
+    runs = [(run_id, token, b.worker_id) for b in beats for run_id, token in b.runs]
+    rows = await conn.fetch(
+        query("heartbeats"),
+        [b.worker_id for b in beats], [len(b.runs) for b in beats], [b.draining for b in beats],
+        [r[0] for r in runs], [r[1] for r in runs], [r[2] for r in runs],
+        now, settings.leases.lease_s, settings.coordinator_id)
+    held: dict[str, set[str]] = {}
+    for r in rows:
+        held.setdefault(r["worker_id"], set()).add(str(r["id"]))
+    return held
 
 
 class LeaseKeeper:
@@ -39,37 +55,31 @@ class LeaseKeeper:
         self._beats: dict[str, Beat] = {}
         self._arrived = asyncio.Event()
 
-    async def beat(self, worker_id: str, runs: list[tuple[uuid.UUID, uuid.UUID]], draining: bool) -> set[uuid.UUID]:
+    async def beat(self, worker_id: str, runs: list[tuple[uuid.UUID, uuid.UUID]], draining: bool) -> set[str]:
         """Record a heartbeat; returns the reported runs the worker still holds. Raises a
         database error if the batch could not be written."""
         earlier = self._beats.pop(worker_id, None)
-        if earlier is not None:  # a newer heartbeat of the same worker supersedes it
+        if earlier is not None and earlier.done is not None:  # a newer heartbeat supersedes it
             earlier.done.cancel()
-        b = Beat(worker_id, runs, draining, asyncio.get_running_loop().create_future())
-        self._beats[worker_id] = b
+        done: asyncio.Future[set[str]] = asyncio.get_running_loop().create_future()
+        self._beats[worker_id] = Beat(worker_id, runs, draining, done)
         self._arrived.set()
-        return await b.done
+        return await done
 
     async def flush(self) -> None:
         beats, self._beats = list(self._beats.values()), {}
         if not beats:
             return
-        runs = [(run_id, token, b.worker_id) for b in beats for run_id, token in b.runs]
         try:
-            rows = await self.pool.fetch(
-                query("heartbeats"),
-                [b.worker_id for b in beats], [len(b.runs) for b in beats], [b.draining for b in beats],
-                [r[0] for r in runs], [r[1] for r in runs], [r[2] for r in runs],
-                self.clock(), self.settings.leases.lease_s, self.settings.coordinator_id)
+            held = await heartbeats(self.pool, beats, self.clock(), self.settings)
         except db.TRANSIENT_ERRORS as exc:
             for b in beats:
-                if not b.done.done():
+                if b.done is not None and not b.done.done():
                     b.done.set_exception(exc)
             return
-        held = {(r["id"], r["worker_id"]) for r in rows}
         for b in beats:
-            if not b.done.done():
-                b.done.set_result({run_id for run_id, _ in b.runs if (run_id, b.worker_id) in held})
+            if b.done is not None and not b.done.done():
+                b.done.set_result(held.get(b.worker_id, set()))
 
     async def run(self) -> None:
         while True:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import UTC, datetime
 
 import asyncpg
@@ -20,7 +20,7 @@ import grpc
 from skiplock.common import db, logs, timeutil
 from skiplock.common.config import CoordinatorSettings
 from skiplock.coordinator.dispatcher import Dispatcher
-from skiplock.coordinator.leases import LeaseKeeper
+from skiplock.coordinator.leases import Beat, LeaseKeeper, heartbeats
 from skiplock.coordinator.metrics import CoordinatorMetrics
 from skiplock.coordinator.outcomes import ResultRow
 from skiplock.coordinator.registry import Registry, WorkerConn
@@ -39,6 +39,17 @@ def _uuid(value: str) -> uuid.UUID | None:
         return uuid.UUID(value)
     except ValueError:
         return None
+
+
+def _parse_refs(refs: Iterable[pb.RunRef]) -> tuple[list[str], list[tuple[uuid.UUID, uuid.UUID]]]:
+    """The run ids a worker reported, and the well-formed (run id, lease token) pairs."""
+    names, valid = [], []
+    for r in refs:
+        names.append(r.run_id)
+        run_id, token = _uuid(r.run_id), _uuid(r.lease_token)
+        if run_id is not None and token is not None:
+            valid.append((run_id, token))
+    return names, valid
 
 
 def _ts(unix_s: float, fallback: datetime) -> datetime:
@@ -121,20 +132,18 @@ class WorkerSessionService(pb_grpc.WorkerSessionServicer):
             bound.info("worker_disconnected", inflight=len(w.inflight))
 
     async def _register(self, w: WorkerConn, running: list[pb.RunRef]) -> list[str]:
-        """Record the worker and adopt the runs it still executes; returns those it lost."""
+        """Record the worker and keep the runs it still executes (its first heartbeat, in the
+        same transaction); returns those it lost."""
         now = self.clock()
-        refs = [(r.run_id, _uuid(r.run_id), _uuid(r.lease_token)) for r in running]
-        valid = [(s, i, t) for s, i, t in refs if i is not None and t is not None]
+        names, valid = _parse_refs(running)
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(query("upsert_worker"), w.id, w.name, w.host, list(w.types),
                                list(w.queues), w.slots, self.settings.coordinator_id, now)
-            held = {str(r["id"]) for r in await conn.fetch(
-                query("extend_leases"), [i for _, i, _ in valid], [t for _, _, t in valid], now,
-                self.settings.leases.lease_s, w.id, False, self.settings.coordinator_id)}
+            held = await heartbeats(conn, [Beat(w.id, valid, False)], now, self.settings)
         for r in running:
-            if r.run_id in held:
+            if r.run_id in held.get(w.id, set()):
                 w.inflight[r.run_id] = r.lease_token
-        return [s for s, _, _ in refs if s not in held]
+        return [s for s in names if s not in held.get(w.id, set())]
 
     async def _read(self, w: WorkerConn, request_iterator: AsyncIterator[pb.WorkerMessage]) -> None:
         try:
@@ -175,17 +184,16 @@ class WorkerSessionService(pb_grpc.WorkerSessionServicer):
         if hb.draining and not w.draining:
             log.info("worker_draining", worker_id=w.id)
         w.draining = w.draining or hb.draining  # an operator's drain sticks until the worker restarts
-        refs = [(r.run_id, _uuid(r.run_id), _uuid(r.lease_token)) for r in hb.running]
-        valid = [(i, t) for _, i, t in refs if i is not None and t is not None]
+        names, valid = _parse_refs(hb.running)
         try:
-            held = {str(i) for i in await self.leases.beat(w.id, valid, w.draining)}  # type: ignore[arg-type]
+            held = await self.leases.beat(w.id, valid, w.draining)
         except asyncio.CancelledError:
             return  # superseded by a newer heartbeat of this worker
         except db.TRANSIENT_ERRORS as exc:
             self.metrics.db_errors.labels("heartbeat").inc()
             log.warning("heartbeat_not_recorded", worker_id=w.id, error=str(exc) or type(exc).__name__)
             return
-        lost = [s for s, _, _ in refs if s not in held]
+        lost = [s for s in names if s not in held]
         if lost:
             # Reaped or cancelled meanwhile: the worker must stop them; a result would be stale.
             for s in lost:

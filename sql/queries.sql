@@ -217,26 +217,11 @@ WHERE id = ANY($1::uuid[]) AND status IN ('active', 'paused') AND cron IS NULL
 UPDATE skiplock_runs SET due_at = 'infinity'
 WHERE task_id = ANY($1::uuid[]) AND state = 'pending';
 
--- name: extend_leases
--- A worker's hello: mark it alive and adopt the runs it says it still holds (under their
--- tokens), wherever they were assigned from. Returns those still held; the worker must drop
--- the others. Later heartbeats go through `heartbeats`, batched.
-WITH alive AS (
-    UPDATE skiplock_workers
-    SET last_heartbeat_at = $3, running = cardinality($1::uuid[]), draining = $6,
-        coordinator_id = $7, disconnected_at = NULL
-    WHERE id = $5
-)
-UPDATE skiplock_runs r
-SET lease_expires_at = $3 + make_interval(secs => $4), worker_id = $5, coordinator_id = $7
-FROM unnest($1::uuid[], $2::uuid[]) AS h(id, token)
-WHERE r.id = ANY($1::uuid[]) AND r.id = h.id AND r.lease_token = h.token AND r.state = 'running'
-RETURNING r.id;
-
 -- name: heartbeats
--- Heartbeats of many workers in one statement: mark them alive ($1-$3, one entry per
--- worker) and extend the leases they report ($4-$6, one entry per run, with the worker that
--- must hold it). Returns the runs still held.
+-- Heartbeats of many workers in one statement (and a worker's hello, which keeps the runs it
+-- still executes after a reconnect): mark them alive ($1-$3, one entry per worker) and
+-- extend the leases they report ($4-$6, one entry per run, with the worker that must hold
+-- it). Returns the runs still held, with their worker.
 WITH alive AS (
     UPDATE skiplock_workers w
     SET last_heartbeat_at = $7, running = b.running, draining = b.draining,

@@ -192,14 +192,17 @@ async def test_task_whose_runs_keep_losing_workers_is_quarantined(pool: asyncpg.
     assert not await claim(pool, t + timedelta(hours=1), 1), "a quarantined task gets no more retries"
 
 
-async def test_heartbeat_extends_only_runs_held_under_their_token(pool: asyncpg.Pool) -> None:
+async def test_heartbeat_extends_only_runs_held_under_their_token(db_url: str, pool: asyncpg.Pool) -> None:
+    from skiplock.coordinator.leases import Beat, heartbeats
+    from tests.integration.helpers import settings
+
     await create(pool, NOW)
     await create(pool, NOW)
     a, b = await claim(pool, NOW, 2, lease_s=10)
     await pool.execute(query("upsert_worker"), "w1", "w1", "h", ["noop"], [], 2, "c-test", NOW)
-    held = await pool.fetch(query("extend_leases"), [a["id"], b["id"]], [a["lease_token"], uuid.uuid4()],
-                            NOW + timedelta(seconds=5), 10.0, "w1", False, "c-test")
-    assert [r["id"] for r in held] == [a["id"]]
+    held = await heartbeats(pool, [Beat("w1", [(a["id"], a["lease_token"]), (b["id"], uuid.uuid4())], False)],
+                            NOW + timedelta(seconds=5), settings(db_url))
+    assert held == {"w1": {str(a["id"])}}
     lease = await pool.fetchval("SELECT lease_expires_at FROM skiplock_runs WHERE id = $1", a["id"])
     assert lease == NOW + timedelta(seconds=15)
 
@@ -343,8 +346,8 @@ async def test_heartbeats_of_many_workers_are_one_statement_fenced_by_worker(db_
     await asyncio.sleep(0)
     await keeper.flush()
     held_a, held_b = await asyncio.gather(*beats)
-    assert held_a == {a1["id"]}, "wa may not extend wb's run, even with its token"
-    assert held_b == {b1["id"]}, "a wrong token extends nothing"
+    assert held_a == {str(a1["id"])}, "wa may not extend wb's run, even with its token"
+    assert held_b == {str(b1["id"])}, "a wrong token extends nothing"
     leases = {r["id"]: r["lease_expires_at"] for r in await pool.fetch("SELECT id, lease_expires_at FROM skiplock_runs")}
     assert leases[a1["id"]] == leases[b1["id"]] == later + timedelta(seconds=10)
     assert leases[a2["id"]] == NOW + timedelta(seconds=10)
