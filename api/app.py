@@ -306,7 +306,8 @@ def _metrics(registry: CollectorRegistry) -> dict[str, Any]:
 
 
 def create_app(settings: ApiSettings, pool: asyncpg.Pool | None = None) -> web.Application:
-    """The application. Pass `pool` to share one (tests); else it is made and closed here."""
+    """The application. Pass `pool` to share one (tests); else it is made and closed here
+    (run_api has waited for the database by then)."""
     app = web.Application(
         middlewares=[problems_middleware, auth_middleware(settings.api_token)],
         client_max_size=settings.max_body_bytes,
@@ -321,7 +322,6 @@ def create_app(settings: ApiSettings, pool: asyncpg.Pool | None = None) -> web.A
             app[POOL] = pool
             yield
             return
-        await db.wait_for_database(settings.database_url)
         app[POOL] = await db.create_pool(settings.database_url, min_size=2, max_size=10,
                                          application_name="skiplock-api")
         yield

@@ -15,9 +15,7 @@ log = logs.get("skiplock.api")
 
 
 async def run_api(settings: ApiSettings, *, migrate: bool = True) -> None:
-    await db.wait_for_database(settings.database_url, deadline_s=120)
-    if migrate:
-        await db.migrate(settings.database_url)
+    await db.prepare(settings.database_url, with_migrations=migrate)
     app = create_app(settings)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=10)
     await runner.setup()

@@ -30,7 +30,7 @@ def run_view(r: Mapping[str, Any]) -> dict[str, Any]:
         "queue": r["queue"],
         "reason": r["reason"],
         "scheduled_for": timeutil.iso(r["scheduled_for"]),
-        "due_at": timeutil.iso(due) if due is not None and due != datetime.max and not _infinite(due) else None,
+        "due_at": timeutil.iso(due) if due is not None and not _infinite(due) else None,
         "started_at": timeutil.iso(started),
         "finished_at": timeutil.iso(finished),
         "duration_ms": duration,
@@ -54,7 +54,7 @@ def task_view(t: Mapping[str, Any], last_run: Mapping[str, Any] | None) -> dict[
         if t["cron"]:
             more = timeutil.cron_preview(t["cron"], t["timezone"], next_due, PREVIEW - 1)
             next_runs += [timeutil.iso(m) for m in more]
-    view = {
+    return {
         "id": str(t["id"]),
         "name": t["name"],
         "type": t["type"],
@@ -81,7 +81,6 @@ def task_view(t: Mapping[str, Any], last_run: Mapping[str, Any] | None) -> dict[
         "updated_at": timeutil.iso(t["updated_at"]),
         "last_run": run_view(last_run) if last_run is not None else None,
     }
-    return view
 
 
 def encode_cursor(created_at: datetime, id_: uuid.UUID) -> str:

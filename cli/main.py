@@ -161,18 +161,11 @@ def worker_settings(args: argparse.Namespace, coordinators: Sequence[str] | None
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-
-    url = _db_url(args)
-    applied = asyncio.run(_migrate(url))
-    print(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else "; up to date"))
-    return 0
-
-
-async def _migrate(url: str) -> list[str]:
     from skiplock.common import db
 
-    await db.wait_for_database(url)
-    return await db.migrate(url)
+    applied = asyncio.run(db.prepare(_db_url(args), deadline_s=60))
+    print(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else "; up to date"))
+    return 0
 
 
 def cmd_api(args: argparse.Namespace) -> int:

@@ -108,7 +108,7 @@ def up(args: argparse.Namespace, leases: config.LeaseSettings) -> int:
         print(f"skiplock: starting embedded PostgreSQL in {embedded.data_dir} ...", flush=True)
         url = embedded.start()
     try:
-        asyncio.run(_prepare(url))
+        asyncio.run(db.prepare(url, deadline_s=60))
         env = {**os.environ, "SKIPLOCK_DATABASE_URL": url}
         me = [sys.executable, "-m", "skiplock"]
         lease_flags = ["--lease-s", str(leases.lease_s), "--heartbeat-s", str(leases.heartbeat_s)]
@@ -178,7 +178,3 @@ def up(args: argparse.Namespace, leases: config.LeaseSettings) -> int:
             embedded.stop()
             print("skiplock: embedded PostgreSQL stopped", flush=True)
 
-
-async def _prepare(url: str) -> None:
-    await db.wait_for_database(url)
-    await db.migrate(url)

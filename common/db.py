@@ -125,3 +125,9 @@ async def migrate(url: str) -> list[str]:
         log.info("migrations_applied", migrations=applied)
     return applied
 
+
+async def prepare(url: str, *, with_migrations: bool = True, deadline_s: float = 120.0) -> list[str]:
+    """What every service does first: wait until the database answers (it may be starting),
+    then apply pending migrations. Returns the ids applied."""
+    await wait_for_database(url, deadline_s=deadline_s)
+    return await migrate(url) if with_migrations else []

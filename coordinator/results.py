@@ -78,7 +78,8 @@ class ResultWriter:
     async def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything received so far is written (used when draining)."""
         self._stopping = True
-        self._arrived.set() if self._pending else None
+        if self._pending:
+            self._arrived.set()
         try:
             async with asyncio.timeout(timeout):
                 await self._idle.wait()

@@ -60,9 +60,7 @@ async def serve(settings: CoordinatorSettings, *, migrate: bool = True,
     if not settings.coordinator_id:
         settings = CoordinatorSettings(**{**settings.__dict__,
                                           "coordinator_id": f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"})
-    await db.wait_for_database(settings.database_url, deadline_s=120)
-    if migrate:
-        await db.migrate(settings.database_url)
+    await db.prepare(settings.database_url, with_migrations=migrate)
     pool = await db.create_pool(settings.database_url, min_size=2, max_size=10,
                                 application_name=f"skiplock-coordinator {settings.coordinator_id}")
     metrics = CoordinatorMetrics()

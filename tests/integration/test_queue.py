@@ -354,3 +354,28 @@ async def test_heartbeats_of_many_workers_are_one_statement_fenced_by_worker(db_
     workers = {r["id"]: (r["running"], r["draining"], r["last_heartbeat_at"])
                for r in await pool.fetch("SELECT * FROM skiplock_workers")}
     assert workers == {"wa": (2, False, later), "wb": (2, True, later)}
+
+
+async def test_skiplock_migrate_command(pg_admin_url: str) -> None:
+    import subprocess
+    import sys
+
+    from skiplock.sql import migrations_dir
+    from tests.conftest import with_database
+
+    name = f"skiplock_cli_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(pg_admin_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        def run() -> str:
+            out = subprocess.run([sys.executable, "-m", "skiplock", "migrate", "--database-url",
+                                  with_database(pg_admin_url, name)], capture_output=True, text=True, timeout=60)
+            assert out.returncode == 0, out.stderr
+            return out.stdout
+
+        count = len(list(migrations_dir().glob("*.sql")))
+        assert (await asyncio.to_thread(run)).startswith(f"applied {count} migration(s): 0001_initial")
+        assert "up to date" in await asyncio.to_thread(run)
+    finally:
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await admin.close()
