@@ -4,7 +4,7 @@ and are retried if attempts remain. SKIP LOCKED makes it safe on every coordinat
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 import asyncpg
@@ -16,6 +16,18 @@ from skiplock.coordinator.outcomes import Applied, reap
 from skiplock.sql import query
 
 log = logs.get("skiplock.reaper")
+
+
+async def every(interval_s: float, step: Callable[[], Awaitable[object]], what: str,
+                metrics: CoordinatorMetrics) -> None:
+    """Run `step` every `interval_s`; a database outage skips a round, it never ends the loop."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await step()
+        except db.TRANSIENT_ERRORS as exc:
+            metrics.db_errors.labels(what).inc()
+            log.warning(f"{what}_skipped", error=str(exc) or type(exc).__name__)
 
 
 class Reaper:
@@ -48,24 +60,19 @@ class Reaper:
         return applied
 
     async def run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval_s)
-            try:
-                await self.run_once()
-            except db.TRANSIENT_ERRORS as exc:
-                self.metrics.db_errors.labels("reaper").inc()
-                log.warning("reaper_skipped", error=str(exc) or type(exc).__name__)
+        await every(self.interval_s, self.run_once, "reaper", self.metrics)
 
 
 class Retention:
     """Deletes finished runs older than `retention_s` (keeping each task's latest run) and
     workers long gone, in batches of `batch`, pausing between them."""
 
-    def __init__(self, pool: asyncpg.Pool, settings: CoordinatorSettings,
+    def __init__(self, pool: asyncpg.Pool, settings: CoordinatorSettings, metrics: CoordinatorMetrics,
                  clock: Callable[[], datetime] = timeutil.utcnow, batch: int = 500,
                  interval_s: float = 60.0) -> None:
         self.pool = pool
         self.settings = settings
+        self.metrics = metrics
         self.clock = clock
         self.batch = batch
         self.interval_s = interval_s
@@ -86,9 +93,4 @@ class Retention:
         return deleted
 
     async def run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval_s)
-            try:
-                await self.run_once()
-            except db.TRANSIENT_ERRORS as exc:
-                log.warning("retention_skipped", error=str(exc) or type(exc).__name__)
+        await every(self.interval_s, self.run_once, "retention", self.metrics)

@@ -108,7 +108,7 @@ async def serve(settings: CoordinatorSettings, *, migrate: bool = True,
         asyncio.create_task(leases.run(), name="leases"),
         asyncio.create_task(reaper.run(), name="reaper"),
         asyncio.create_task(listener.run(), name="listener"),
-        asyncio.create_task(Retention(pool, settings).run(), name="retention"),
+        asyncio.create_task(Retention(pool, settings, metrics).run(), name="retention"),
     ]
     log.info("coordinator_listening", grpc=f"{host}:{bound}", coordinator_id=settings.coordinator_id,
              lease_s=settings.leases.lease_s, heartbeat_s=settings.leases.heartbeat_s,

@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 
 from skiplock.common.embedded import EmbeddedPostgres, free_port
-from tests.cluster import Cluster, running_cluster
+from tests.cluster import Cluster, Proc, running_cluster
 from tests.conftest import wait_until, with_database
 
 pytestmark = pytest.mark.e2e
@@ -153,19 +153,31 @@ async def _some_done(cluster: Cluster, n: int) -> bool:
     return len(page["runs"]) >= n
 
 
-async def test_failover_keeps_runs_in_flight(cluster: Cluster) -> None:
+async def _runs_in_flight_via_first_of_two(cluster: Cluster, n: int, seconds: float) -> tuple[Proc, Proc, list[dict]]:
+    """API, coordinators A and B, worker "w" on A (then B), and n sleep runs it holds."""
     await cluster.api()
     a = await cluster.coordinator()
     b = await cluster.coordinator()
     w = await cluster.worker("--import", "e2e_handlers", "--slots", "4", name="w", coordinators=[a, b])
-    tasks = await batch(cluster, [{"type": "sleep", "payload": {"s": 2}} for _ in range(4)])
-    await wait_until(lambda: _held(cluster, "w", 4), 10, what="the worker to hold the runs")
-    a.signal(signal.SIGKILL)
+    tasks = await batch(cluster, [{"type": "sleep", "payload": {"s": seconds}} for _ in range(n)])
+    # The worker's heartbeats must report them: claimed in the database is not enough (the
+    # coordinator might not have sent them yet).
+    await wait_until(lambda: _held(cluster, "w", n), 10, what="the worker to hold the runs")
+    return a, w, tasks
+
+
+async def _each_ran_once(cluster: Cluster, tasks: list[dict]) -> None:
     for t in tasks:
         assert (await cluster.wait_task(t["id"], timeout=20))["state"] == "succeeded"
-    for t in tasks:
         runs = await cluster.runs(t["id"])
-        assert [r["state"] for r in runs] == ["succeeded"], "a run kept across failover is not retried"
+        assert [r["state"] for r in runs] == ["succeeded"], \
+            ("a run kept across failover is not retried", [(r["attempt"], r["error"]) for r in runs])
+
+
+async def test_failover_keeps_runs_in_flight(cluster: Cluster) -> None:
+    a, w, tasks = await _runs_in_flight_via_first_of_two(cluster, 4, 2)
+    a.signal(signal.SIGKILL)
+    await _each_ran_once(cluster, tasks)
     assert w.output().count('"event": "connected"') == 2
     print("failover: the worker moved to the other coordinator mid-run and kept all 4 runs (one run each)")
 
@@ -175,12 +187,7 @@ async def test_frozen_coordinator_is_detected_by_keepalive_and_runs_move(db_url:
     # half-open case. Leases are longer than keepalive's detection (5 s + 5 s), so the
     # worker should move to the other coordinator and keep its runs.
     async with running_cluster(db_url, lease_s=20, heartbeat_s=1) as cluster:
-        await cluster.api()
-        a = await cluster.coordinator()
-        b = await cluster.coordinator()
-        w = await cluster.worker("--import", "e2e_handlers", "--slots", "4", name="w", coordinators=[a, b])
-        tasks = await batch(cluster, [{"type": "sleep", "payload": {"s": 6}} for _ in range(3)])
-        await wait_until(lambda: _held(cluster, "w", 3), 10, what="the worker to hold the runs")
+        a, w, tasks = await _runs_in_flight_via_first_of_two(cluster, 3, 6)
         loop = asyncio.get_running_loop()
         frozen_at = loop.time()
         a.signal(signal.SIGSTOP)
@@ -188,28 +195,18 @@ async def test_frozen_coordinator_is_detected_by_keepalive_and_runs_move(db_url:
             await wait_until(lambda: w.output().count('"event": "connected"') >= 2, 30, interval=0.1,
                              what="the worker to notice and move to B")
             moved = loop.time() - frozen_at
-            for t in tasks:
-                assert (await cluster.wait_task(t["id"], timeout=20))["state"] == "succeeded"
-                runs = await cluster.runs(t["id"])
-                assert [r["state"] for r in runs] == ["succeeded"], [(r["attempt"], r["error"], r["started_at"], r["finished_at"]) for r in runs]
+            await _each_ran_once(cluster, tasks)
         finally:
             a.signal(signal.SIGCONT)
         print(f"frozen coordinator: the worker moved to the other after {moved:.1f}s and kept its runs")
 
 
 async def test_sigterm_coordinator_sends_its_workers_on(cluster: Cluster) -> None:
-    await cluster.api()
-    a = await cluster.coordinator()
-    b = await cluster.coordinator()
-    w = await cluster.worker("--import", "e2e_handlers", "--slots", "4", name="w", coordinators=[a, b])
-    tasks = await batch(cluster, [{"type": "sleep", "payload": {"s": 1.5}} for _ in range(3)])
-    await wait_until(lambda: _held(cluster, "w", 3), 10, what="the worker to hold the runs")
+    a, w, tasks = await _runs_in_flight_via_first_of_two(cluster, 3, 1.5)
     a.signal(signal.SIGTERM)
     assert a.proc is not None and await asyncio.to_thread(a.proc.wait, 20) == 0, a.output()
     assert '"event": "coordinator_draining"' in w.output()
-    for t in tasks:
-        assert (await cluster.wait_task(t["id"], timeout=20))["state"] == "succeeded"
-        assert [r["state"] for r in await cluster.runs(t["id"])] == ["succeeded"]
+    await _each_ran_once(cluster, tasks)
     print("SIGTERM coordinator: it exited 0, its worker moved on and kept its runs")
 
 

@@ -259,6 +259,7 @@ async def test_cron_slot_is_materialised_once_across_coordinators(db_url: str, p
 
 async def test_retention_deletes_old_finished_runs_but_keeps_each_tasks_latest(db_url: str, pool: asyncpg.Pool) -> None:
     from skiplock.coordinator.maintenance import Retention
+    from skiplock.coordinator.metrics import CoordinatorMetrics
     from tests.integration.helpers import settings
 
     task = await create(pool, NOW, max_attempts=5, retry_jitter=False, retry_backoff_s=0)
@@ -268,7 +269,8 @@ async def test_retention_deletes_old_finished_runs_but_keeps_each_tasks_latest(d
     lonely = await create(pool, NOW, type="other")
     [only] = await claim(pool, NOW, 5, types=("other",))
     await finish(pool, only, "succeeded")
-    sweeper = Retention(pool, settings(db_url, retention_s=3600), clock=lambda: NOW + timedelta(hours=2), batch=2)
+    sweeper = Retention(pool, settings(db_url, retention_s=3600), CoordinatorMetrics(),
+                        clock=lambda: NOW + timedelta(hours=2), batch=2)
     assert await sweeper.run_once() == 3
     left = await pool.fetch("SELECT task_id, attempt, state FROM skiplock_runs ORDER BY task_id, attempt")
     assert sorted((str(r["task_id"]), r["attempt"], r["state"]) for r in left) == sorted(
