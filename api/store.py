@@ -79,6 +79,7 @@ async def create_tasks(pool: asyncpg.Pool, specs: list[TaskSpec], now: datetime)
             runs.append(NewRun(task_id=tid, attempt=1, type=spec.type, queue=spec.queue,
                                priority=spec.priority, scheduled_for=fire, due_at=max(fire, now)))
         await insert_runs(conn, runs, now)
+    earlier = await get_tasks(pool, list(existing.values())) if existing else {}
     out: list[tuple[dict[str, Any], bool]] = []
     seen: set[uuid.UUID] = set()
     for tid, spec in zip(ids, specs, strict=True):
@@ -86,9 +87,7 @@ async def create_tasks(pool: asyncpg.Pool, specs: list[TaskSpec], now: datetime)
             out.append((_fresh_view(tid, by_id[tid], now, max(fires[tid], now)), tid not in seen))
             seen.add(tid)
         else:  # the key belongs to a task created earlier
-            view = await get_task(pool, existing[spec.idempotency_key or ""])
-            assert view is not None
-            out.append((view, False))
+            out.append((earlier[existing[spec.idempotency_key or ""]], False))
     return out
 
 
@@ -109,11 +108,14 @@ async def _with_last_runs(conn: asyncpg.Connection | asyncpg.Pool, rows: list[as
     return [task_view(r, last.get(r["id"])) for r in rows]
 
 
+async def get_tasks(pool: asyncpg.Pool | asyncpg.Connection, ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
+    """Task views by id, in two queries whatever the number."""
+    rows = await pool.fetch(query("get_tasks"), ids)
+    return {r["id"]: v for r, v in zip(rows, await _with_last_runs(pool, rows), strict=True)}
+
+
 async def get_task(pool: asyncpg.Pool | asyncpg.Connection, task_id: uuid.UUID) -> dict[str, Any] | None:
-    row = await pool.fetchrow(query("get_task"), task_id)
-    if row is None:
-        return None
-    return (await _with_last_runs(pool, [row]))[0]
+    return (await get_tasks(pool, [task_id])).get(task_id)
 
 
 STATE_FILTERS: dict[str, tuple[list[str], bool | None]] = {

@@ -257,14 +257,14 @@ WHERE disconnected_at IS NULL AND last_heartbeat_at > $1
 ORDER BY connected_at, id;
 
 
--- name: get_task
+-- name: get_tasks
 SELECT t.*,
        (SELECT min(due_at) FROM skiplock_runs p
          WHERE p.task_id = t.id AND p.state = 'pending' AND p.due_at < 'infinity') AS next_due,
        EXISTS (SELECT 1 FROM skiplock_runs q
                 WHERE q.task_id = t.id AND q.state = 'running') AS has_running
 FROM skiplock_tasks t
-WHERE t.id = $1;
+WHERE t.id = ANY($1::uuid[]);
 
 -- name: list_tasks
 -- Newest first; keyset paging on (created_at, id). $1/$2: cursor (or NULL), filters after.

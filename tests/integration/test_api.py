@@ -164,6 +164,11 @@ async def test_batch_is_ordered_all_or_nothing_and_idempotent_inside(api: Client
     assert status == 201
     assert [t["name"] for t in body["tasks"]] == ["one", "two", "two"]
     assert body["tasks"][1]["id"] == body["tasks"][2]["id"]
+    # Retrying the whole batch (what keys are for) returns the same tasks, makes none.
+    status, again, _ = await api("POST", "/api/tasks/batch", {"tasks": [
+        {"type": "b", "idempotency_key": "k"}, {"type": "c", "idempotency_key": "k"}]})
+    assert status == 201 and [t["id"] for t in again["tasks"]] == [body["tasks"][1]["id"]] * 2
+    assert again["tasks"][0]["name"] == "two"
     status, _, _ = await api("POST", "/api/tasks/batch", {"tasks": [{"type": "a"}, {"type": "http", "payload": {}}]})
     assert status == 400
     assert await pool.fetchval("SELECT count(*) FROM skiplock_tasks") == 2, "a bad batch must write nothing"
