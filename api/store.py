@@ -15,6 +15,7 @@ import asyncpg
 from skiplock.api.validation import TaskSpec
 from skiplock.api.views import decode_cursor, encode_cursor, run_view, task_view
 from skiplock.common import timeutil
+from skiplock.common.db import retry_conflicts
 from skiplock.common.runs import NewRun, insert_runs
 from skiplock.common.states import TaskStatus
 from skiplock.sql import query
@@ -46,6 +47,7 @@ def _spec_record(spec: TaskSpec, task_id: uuid.UUID) -> dict[str, Any]:
     }
 
 
+@retry_conflicts
 async def create_tasks(pool: asyncpg.Pool, specs: list[TaskSpec], now: datetime) -> list[tuple[dict[str, Any], bool]]:
     """Create tasks and their first runs, all or nothing. Returns (task, created) in order;
     `created` is False where an idempotency key matched an existing task."""
@@ -187,18 +189,21 @@ def _cron_slot(task: asyncpg.Record, now: datetime, due: datetime | None = None)
                   scheduled_for=fire, due_at=due or fire)
 
 
+@retry_conflicts
 async def cancel_task(pool: asyncpg.Pool, task_id: uuid.UUID, now: datetime) -> dict[str, Any]:
     async with _locked(pool, task_id) as (conn, _):
         await conn.fetch(query("cancel_task"), task_id, now)
     return await _view(pool, task_id)
 
 
+@retry_conflicts
 async def pause_task(pool: asyncpg.Pool, task_id: uuid.UUID, now: datetime) -> dict[str, Any]:
     async with _locked(pool, task_id, LIVE, "only a scheduled or running task can be paused") as (conn, _):
         await conn.execute(query("pause_task"), task_id, now)
     return await _view(pool, task_id)
 
 
+@retry_conflicts
 async def resume_task(pool: asyncpg.Pool, task_id: uuid.UUID, now: datetime) -> dict[str, Any]:
     async with _locked(pool, task_id, LIVE, "only a paused task can be resumed") as (conn, task):
         await conn.fetch(query("resume_task"), task_id, now)
@@ -213,6 +218,7 @@ async def resume_task(pool: asyncpg.Pool, task_id: uuid.UUID, now: datetime) -> 
     return await _view(pool, task_id)
 
 
+@retry_conflicts
 async def trigger_task(pool: asyncpg.Pool, task_id: uuid.UUID, now: datetime) -> dict[str, Any]:
     refusal = "only a scheduled or running task can be triggered"
     async with _locked(pool, task_id, (TaskStatus.ACTIVE,), refusal) as (conn, task):
@@ -224,6 +230,7 @@ async def trigger_task(pool: asyncpg.Pool, task_id: uuid.UUID, now: datetime) ->
     return run_view(row)
 
 
+@retry_conflicts
 async def patch_task(pool: asyncpg.Pool, task_id: uuid.UUID, body: Any, now: datetime,
                      validate: Callable[[Any, str, str | None], dict[str, Any]]) -> dict[str, Any]:
     async with _locked(pool, task_id, LIVE, "a finished task cannot be changed") as (conn, task):

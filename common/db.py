@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import random
+from collections.abc import Awaitable, Callable
+from typing import ParamSpec, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -22,8 +25,16 @@ MIGRATION_LOCK_ID = 0x736B69706C6F636B
 STATEMENT_TIMEOUT_MS = 15_000
 CONNECT_TIMEOUT_S = 5.0
 
-# Errors that mean "the database went away or is restarting": retry, don't crash.
+# A transaction that lost a race with another one (deadlock victim, serialization failure):
+# running it again is the whole fix.
+RETRYABLE_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.exceptions.DeadlockDetectedError,
+    asyncpg.exceptions.SerializationError,
+)
+
+# Errors that mean "the database went away, is restarting, or lost a race": retry, don't crash.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    *RETRYABLE_ERRORS,
     OSError,
     asyncio.TimeoutError,
     asyncpg.exceptions.ConnectionDoesNotExistError,
@@ -36,6 +47,29 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.QueryCanceledError,
     asyncpg.exceptions.PostgresConnectionError,
 )
+
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def retry_conflicts(fn: Callable[P, Awaitable[T]], attempts: int = 4) -> Callable[P, Awaitable[T]]:
+    """Run a whole transaction again when PostgreSQL picked it as a deadlock victim or failed
+    it for serialization (it was rolled back, so nothing is applied twice)."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        for attempt in range(1, attempts + 1):
+            try:
+                return await fn(*args, **kwargs)
+            except RETRYABLE_ERRORS as exc:
+                if attempt == attempts:
+                    raise
+                log.info("transaction_retried", error=type(exc).__name__, attempt=attempt)
+                await asyncio.sleep(random.uniform(0, 0.02 * attempt))
+        raise AssertionError("unreachable")
+
+    return wrapper
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:

@@ -17,6 +17,7 @@ from datetime import datetime
 import asyncpg
 
 from skiplock.common import db, logs, timeutil
+from skiplock.common.backoff import Backoff
 from skiplock.common.config import CoordinatorSettings
 from skiplock.coordinator import cron
 from skiplock.coordinator.metrics import CoordinatorMetrics
@@ -81,7 +82,7 @@ class Dispatcher:
     # ---- loop ----
 
     async def run(self) -> None:
-        backoff = 0.1
+        backoff = Backoff(base=0.1, cap=5.0)
         while not self.stopping:
             try:
                 async with asyncio.timeout(self.settings.poll_interval_s):
@@ -93,14 +94,19 @@ class Dispatcher:
                 break
             try:
                 more = await self.dispatch_once()
-                backoff = 0.1
+                backoff.reset()
                 if more:
                     self.poke()
-            except db.TRANSIENT_ERRORS as exc:
+            except (*db.TRANSIENT_ERRORS, asyncpg.PostgresError) as exc:
+                # One failed claim is never the end of dispatch: its transaction rolled back,
+                # so trying again claims nothing twice.
                 self.metrics.db_errors.labels("dispatch").inc()
-                log.warning("dispatch_paused", error=str(exc) or type(exc).__name__, retry_in_s=round(backoff, 2))
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                delay = backoff.next()
+                if isinstance(exc, db.TRANSIENT_ERRORS):
+                    log.warning("dispatch_paused", error=str(exc) or type(exc).__name__, retry_in_s=round(delay, 2))
+                else:
+                    log.error("dispatch_failed", error=repr(exc), retry_in_s=round(delay, 2))
+                await asyncio.sleep(delay)
                 self.poke()
 
     async def dispatch_once(self) -> bool:
@@ -132,6 +138,12 @@ class Dispatcher:
                 query("claim"), now, list(types), list(queues), len(slots), slots,
                 self.settings.coordinator_id, self.settings.leases.lease_s,
                 self.settings.timeout_grace_s)
+            # A run of a task that stopped being active while the run was being made (the
+            # command's snapshot could not see it) is settled here instead of dispatched.
+            inactive = [r["id"] for r in rows if r["task_status"] != "active"]
+            if inactive:
+                await conn.execute(query("settle_inactive_runs"), inactive, now)
+                rows = [r for r in rows if r["task_status"] == "active"]
             held = await cron.apply_policies(conn, rows, now)
             await cron.materialise_next(conn, rows, now)
         self.metrics.claims.inc()

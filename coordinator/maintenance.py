@@ -20,14 +20,20 @@ log = logs.get("skiplock.reaper")
 
 async def every(interval_s: float, step: Callable[[], Awaitable[object]], what: str,
                 metrics: CoordinatorMetrics) -> None:
-    """Run `step` every `interval_s`; a database outage skips a round, it never ends the loop."""
+    """Run `step` every `interval_s`. A failed round is logged and counted, never the end of
+    the loop: maintenance must not take dispatch down with it."""
     while True:
         await asyncio.sleep(interval_s)
         try:
             await step()
+        except asyncio.CancelledError:
+            raise
         except db.TRANSIENT_ERRORS as exc:
             metrics.db_errors.labels(what).inc()
             log.warning(f"{what}_skipped", error=str(exc) or type(exc).__name__)
+        except Exception:
+            metrics.db_errors.labels(what).inc()
+            log.exception(f"{what}_failed")
 
 
 class Reaper:

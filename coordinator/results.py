@@ -11,6 +11,7 @@ from datetime import datetime
 import asyncpg
 
 from skiplock.common import db, logs, timeutil
+from skiplock.common.backoff import Backoff
 from skiplock.common.config import CoordinatorSettings
 from skiplock.coordinator.metrics import CoordinatorMetrics
 from skiplock.coordinator.outcomes import ResultRow, apply_results
@@ -39,7 +40,7 @@ class ResultWriter:
             self._arrived.set()
 
     async def run(self) -> None:
-        backoff = 0.1
+        backoff = Backoff(base=0.1, cap=5.0)
         while True:
             await self._arrived.wait()
             if len(self._pending) < self.settings.result_batch and not self._stopping:
@@ -47,19 +48,39 @@ class ResultWriter:
             batch = self._pending[: self.settings.result_batch]
             try:
                 await self._write(batch)
-                backoff = 0.1
+                backoff.reset()
             except db.TRANSIENT_ERRORS as exc:
                 self.metrics.db_errors.labels("results").inc()
+                delay = backoff.next()
                 log.warning("results_write_retry", error=str(exc) or type(exc).__name__,
-                            pending=len(self._pending), retry_in_s=round(backoff, 2))
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                            pending=len(self._pending), retry_in_s=round(delay, 2))
+                await asyncio.sleep(delay)
                 continue
+            except asyncpg.PostgresError as exc:
+                # Not an outage: something in this batch the database refuses. Write the
+                # results one by one so one bad row cannot hold back the others.
+                self.metrics.db_errors.labels("results").inc()
+                log.error("results_batch_refused", error=repr(exc), size=len(batch))
+                await self._write_singly(batch)
             del self._pending[: len(batch)]
             if not self._pending:
                 self._arrived.clear()
                 self._idle.set()
             self.on_written()
+
+    async def _write_singly(self, batch: list[ResultRow]) -> None:
+        for row in batch:
+            for _ in range(3):
+                try:
+                    await self._write([row])
+                    break
+                except db.TRANSIENT_ERRORS:
+                    await asyncio.sleep(0.1)
+                except asyncpg.PostgresError as exc:
+                    # Dropped: the run's lease runs out and the reaper retries it, as for a
+                    # worker that never reported.
+                    log.error("result_dropped", run_id=str(row.run_id), error=repr(exc))
+                    break
 
     async def _write(self, batch: list[ResultRow]) -> None:
         async with self.pool.acquire() as conn:

@@ -127,6 +127,20 @@ SET state = 'skipped', finished_at = $2, error = $3
 WHERE task_id = $1 AND state = 'pending' AND reason IN ('schedule', 'catch_up') AND scheduled_for <= $2
 RETURNING scheduled_for;
 
+-- name: settle_inactive_runs
+-- Claimed runs whose task is no longer active (a run inserted while the task was being
+-- cancelled or paused, which that command's snapshot could not see): a finished task's run
+-- ends `cancelled`; a paused or quarantined task's waits again, as its other runs do.
+UPDATE skiplock_runs r
+SET state = CASE WHEN t.status IN ('paused', 'quarantined') THEN 'pending' ELSE 'cancelled' END,
+    due_at = CASE WHEN t.status IN ('paused', 'quarantined') THEN 'infinity' ELSE r.due_at END,
+    finished_at = CASE WHEN t.status IN ('paused', 'quarantined') THEN NULL ELSE $2::timestamptz END,
+    error = CASE WHEN t.status IN ('paused', 'quarantined') THEN NULL ELSE 'task ' || t.status END,
+    started_at = NULL, worker_id = NULL, coordinator_id = NULL, lease_token = NULL,
+    lease_expires_at = NULL, deadline_at = NULL
+FROM skiplock_tasks t
+WHERE r.id = ANY($1::uuid[]) AND r.state = 'running' AND t.id = r.task_id AND t.status <> 'active';
+
 -- name: unclaim_runs
 -- Runs claimed for a worker that disconnected before they could be sent: back to pending,
 -- no attempt used.
@@ -305,7 +319,12 @@ ORDER BY r.created_at DESC, r.id DESC
 LIMIT $7;
 
 -- name: lock_task
-SELECT * FROM skiplock_tasks WHERE id = $1 FOR UPDATE;
+-- The API's task commands serialise on the task row. FOR NO KEY UPDATE, not FOR UPDATE: a
+-- claim that holds a cron slot inserts the next slot, whose foreign-key check takes FOR KEY
+-- SHARE on this row; FOR UPDATE would block it while the cancel waits for that slot's row
+-- lock, a deadlock. A run inserted meanwhile for a task that stops being active is settled
+-- by the claim (settle_inactive_runs).
+SELECT * FROM skiplock_tasks WHERE id = $1 FOR NO KEY UPDATE;
 
 -- name: cancel_task
 -- Cancel: pending runs end `cancelled`; running runs are returned so their coordinators

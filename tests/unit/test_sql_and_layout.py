@@ -86,6 +86,7 @@ RUN_MOVES = {
     "skip_runs": ("running", {"skipped"}),
     "queue_runs": ("running", {"pending"}),
     "unclaim_runs": ("running", {"pending"}),
+    "settle_inactive_runs": ("running", {"pending", "cancelled"}),
     "cancel_task": ("pending", {"cancelled"}),
     "skip_paused_slot": ("pending", {"skipped"}),
 }
