@@ -33,6 +33,8 @@ REGISTRY = web.AppKey("registry", CollectorRegistry)
 RUN_STATES = ("pending", "running", "succeeded", "failed", "cancelled", "skipped")
 TASK_STATES = tuple(store.STATE_FILTERS)
 
+HEALTH_TIMEOUT_S = 1.5  # healthz answers within 2 s, however busy or stuck the pool is
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -54,9 +56,20 @@ async def problems_middleware(request: web.Request, handler: Handler) -> web.Str
     metrics = request.app[METRICS]
     status = 500
     try:
-        response = await handler(request)
+        if request.body_exists:
+            await request.read()  # a slow upload is not the database's time (aiohttp caches the body)
+        async with asyncio.timeout(request.app[SETTINGS].request_db_timeout_s):
+            response = await handler(request)
         status = response.status
         return response
+    except TimeoutError:
+        status = 503
+        budget = request.app[SETTINGS].request_db_timeout_s
+        log.warning("database_timeout", path=request.path, budget_s=budget)
+        return Problem(503, "Database unavailable",
+                       f"the database did not answer within {budget:g}s; nothing was changed unless a "
+                       "retry says so (creates with an idempotency key are safe to retry)",
+                       headers={"Retry-After": "2"}).response()
     except Problem as p:
         status = p.status
         return p.response()
@@ -112,7 +125,7 @@ def strict_loads(text: str) -> Any:
 
 
 async def _body(request: web.Request) -> Any:
-    if not request.can_read_body:
+    if not request.body_exists:
         raise invalid([FieldError("body", "a JSON body is required")])
     try:
         return await request.json(loads=strict_loads)
@@ -262,8 +275,7 @@ async def list_workers(request: web.Request) -> web.Response:
 
 async def healthz(request: web.Request) -> web.Response:
     try:
-        async with asyncio.timeout(2):
-            await request.app[POOL].fetchval("SELECT 1")
+        await db.probe(request.app[POOL], HEALTH_TIMEOUT_S)
     except (*db.TRANSIENT_ERRORS, TimeoutError) as exc:
         return _json({"status": "unavailable", "database": f"unreachable: {type(exc).__name__}: {exc}"},
                      status=503, headers={"Retry-After": "2"})
@@ -323,7 +335,8 @@ def create_app(settings: ApiSettings, pool: asyncpg.Pool | None = None) -> web.A
             yield
             return
         app[POOL] = await db.create_pool(settings.database_url, min_size=2, max_size=10,
-                                         application_name="skiplock-api")
+                                         application_name="skiplock-api",
+                                         acquire_timeout_s=settings.request_db_timeout_s)
         yield
         await app[POOL].close()
 

@@ -190,6 +190,7 @@ def cmd_coordinator(args: argparse.Namespace) -> int:
     settings = config.CoordinatorSettings(
         database_url=_db_url(args), grpc_addr=args.grpc_addr, coordinator_id=args.coordinator_id or "",
         leases=_leases(args), metrics_addr=args.metrics_addr, worker_token=env("SKIPLOCK_WORKER_TOKEN"),
+        admin_token=env("SKIPLOCK_ADMIN_TOKEN"),
         retention_s=config.parse_positive(args.retention_s, "--retention-s") if args.retention_s else 7 * 86400.0,
         tls_cert=args.tls_cert, tls_key=args.tls_key, tls_ca=args.tls_ca)
     asyncio.run(serve(settings, migrate=not args.no_migrate))

@@ -89,6 +89,8 @@ class CoordinatorSettings:
     leases: LeaseSettings = field(default_factory=LeaseSettings)
     metrics_addr: str | None = None
     worker_token: str | None = None
+    # Admin RPCs need this token (else the worker token, when one is set).
+    admin_token: str | None = None
     # The deadline backstop: a run with no result this long after timeout_s is failed.
     timeout_grace_s: float = 5.0
     # Safety-net poll; the real wake-ups are NOTIFY and the next-due timer.
@@ -98,9 +100,17 @@ class CoordinatorSettings:
     result_flush_s: float = 0.005
     max_lost_runs: int = 3
     retention_s: float = 7 * 86400.0
+    # Unable to reach the database this long, the coordinator stops serving and sends its
+    # workers on; 0 picks a third of the lease (at most 3 s), well before leases run out.
+    db_cutoff_s: float = 0.0
     tls_cert: str | None = None
     tls_key: str | None = None
     tls_ca: str | None = None
+
+
+    def __post_init__(self) -> None:
+        if not self.db_cutoff_s:
+            object.__setattr__(self, "db_cutoff_s", min(3.0, self.leases.lease_s / 3))
 
 
 @dataclass(frozen=True)
@@ -110,6 +120,9 @@ class ApiSettings:
     api_token: str | None = None
     max_body_bytes: int = 4 * 1024 * 1024
     lease_s: float = 10.0
+    # A request's database work must end within this, or it answers 503 with Retry-After:
+    # statement_timeout cannot fire on a server that is frozen or cut off.
+    request_db_timeout_s: float = 3.0
 
 
 @dataclass(frozen=True)

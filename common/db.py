@@ -7,7 +7,7 @@ import functools
 import json
 import random
 from collections.abc import Awaitable, Callable
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -83,18 +83,39 @@ async def _no_reset(conn: asyncpg.Connection) -> None:
     per release, on the hot path and at idle alike."""
 
 
+class Pool(asyncpg.Pool):
+    """asyncpg's pool with a default acquire timeout. asyncpg applies the acquire timeout to
+    the release as well, and a release waits for the cancellation of a query that was
+    abandoned (a request that timed out): with a frozen server that wait had no end. Bounded,
+    the release terminates the connection instead, so an abandoned one is never reused."""
+
+    def __init__(self, *args: Any, acquire_timeout_s: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.acquire_timeout_s = acquire_timeout_s
+
+    def acquire(self, *, timeout: float | None = None) -> Any:
+        return super().acquire(timeout=self.acquire_timeout_s if timeout is None else timeout)
+
+
 async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10,
-                      application_name: str = "skiplock") -> asyncpg.Pool:
+                      application_name: str = "skiplock", acquire_timeout_s: float = 10.0) -> Pool:
     """A pool with statement and idle-transaction timeouts set on every connection."""
-    pool = await asyncpg.create_pool(
-        dsn=url,
+    pool = Pool(
+        url,
         min_size=min_size,
         max_size=max_size,
+        max_queries=50_000,
+        max_inactive_connection_lifetime=60,
+        connect=None,
+        setup=None,
         init=_init_connection,
         reset=_no_reset,
+        loop=None,
+        connection_class=asyncpg.Connection,
+        record_class=asyncpg.Record,
+        acquire_timeout_s=acquire_timeout_s,
         timeout=CONNECT_TIMEOUT_S,
         command_timeout=STATEMENT_TIMEOUT_MS / 1000 + 5,
-        max_inactive_connection_lifetime=60,
         server_settings={
             "application_name": application_name,
             "statement_timeout": str(STATEMENT_TIMEOUT_MS),
@@ -104,8 +125,22 @@ async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10,
             "plan_cache_mode": "force_custom_plan",
         },
     )
-    assert pool is not None
+    await pool
     return pool
+
+
+async def probe(pool: asyncpg.Pool, timeout_s: float) -> None:
+    """`SELECT 1` within `timeout_s` whatever else holds the pool; raises TimeoutError or a
+    database error otherwise. A connection that did not answer is terminated, not returned."""
+    async with asyncio.timeout(timeout_s):
+        conn = await pool.acquire(timeout=timeout_s)
+        try:
+            await conn.fetchval("SELECT 1")
+        except BaseException:
+            conn.terminate()
+            raise
+        finally:
+            await pool.release(conn, timeout=0.1)
 
 
 async def wait_for_database(url: str, *, deadline_s: float = 60.0) -> None:

@@ -12,8 +12,9 @@ import grpc
 
 from skiplock.common import timeutil
 from skiplock.common.config import CoordinatorSettings
+from skiplock.coordinator.auth import bearer_ok
 from skiplock.coordinator.metrics import CoordinatorMetrics
-from skiplock.coordinator.registry import Registry
+from skiplock.coordinator.registry import Registry, WorkerConn
 from skiplock.proto import skiplock_pb2 as pb
 from skiplock.proto import skiplock_pb2_grpc as pb_grpc
 from skiplock.sql import query
@@ -30,10 +31,18 @@ class AdminService(pb_grpc.AdminServicer):
         self.metrics = metrics
         self.clock = clock
 
+    async def _guard(self, context: Ctx) -> None:
+        # Admin can drain every worker: it needs a token whenever the cluster has one.
+        if not bearer_ok(context, self.settings.admin_token or self.settings.worker_token):
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED,
+                                "admin calls need authorization: Bearer <SKIPLOCK_ADMIN_TOKEN, "
+                                "else SKIPLOCK_WORKER_TOKEN>")
+
     def _alive_since(self) -> datetime:
         return self.clock() - timedelta(seconds=self.settings.leases.lease_s)
 
     async def ListWorkers(self, request: pb.ListWorkersRequest, context: Ctx) -> pb.ListWorkersResponse:
+        await self._guard(context)
         rows = await self.pool.fetch(query("list_workers"), self._alive_since())
         return pb.ListWorkersResponse(workers=[pb.WorkerInfo(
             id=r["id"], name=r["name"], host=r["host"], types=r["types"], queues=r["queues"],
@@ -43,6 +52,7 @@ class AdminService(pb_grpc.AdminServicer):
             draining=r["draining"]) for r in rows])
 
     async def ClusterStatus(self, request: pb.ClusterStatusRequest, context: Ctx) -> pb.ClusterStatusResponse:
+        await self._guard(context)
         by_state = {r["state"]: r["count"] for r in await self.pool.fetch(query("runs_by_state"))}
         backlog = await self.pool.fetchval(query("due_backlog"), self.clock())
         workers = await self.pool.fetchval(query("connected_worker_count"), self._alive_since())
@@ -52,6 +62,7 @@ class AdminService(pb_grpc.AdminServicer):
             stale_results=self.metrics.stale_count)
 
     async def GetRun(self, request: pb.GetRunRequest, context: Ctx) -> pb.RunInfo:
+        await self._guard(context)
         try:
             run_id = uuid.UUID(request.run_id)
         except ValueError:
@@ -68,9 +79,24 @@ class AdminService(pb_grpc.AdminServicer):
             error=r["error"] or "")
 
     async def DrainWorker(self, request: pb.DrainWorkerRequest, context: Ctx) -> pb.DrainWorkerResponse:
-        w = self.registry.workers.get(request.worker_id)
-        if w is None:
-            return pb.DrainWorkerResponse(found=False)
-        w.draining = True
+        await self._guard(context)
+        w = await self._connected(request.worker_id, context)
+        w.drain_requested = w.draining = True
         w.send(pb.CoordinatorMessage(drain=pb.Drain(reason="drained by an operator", stop_taking_work=True)))
         return pb.DrainWorkerResponse(found=True)
+
+    async def UndrainWorker(self, request: pb.DrainWorkerRequest, context: Ctx) -> pb.DrainWorkerResponse:
+        await self._guard(context)
+        w = await self._connected(request.worker_id, context)
+        w.drain_requested = w.draining = False
+        w.send(pb.CoordinatorMessage(drain=pb.Drain(reason="undrained by an operator", resume_work=True)))
+        return pb.DrainWorkerResponse(found=True)
+
+    async def _connected(self, worker_id: str, context: Ctx) -> WorkerConn:
+        w = self.registry.workers.get(worker_id)
+        if w is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND,
+                                f"no worker {worker_id!r} is connected to this coordinator (ListWorkers names them "
+                                "and the coordinator each is on)")
+        assert w is not None
+        return w

@@ -56,6 +56,7 @@ class Dispatcher:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None  # unix seconds
         self.stopping = False
+        self.paused = False  # the coordinator lost its database: claim nothing
 
     # ---- wake-ups ----
 
@@ -112,6 +113,8 @@ class Dispatcher:
     async def dispatch_once(self) -> bool:
         """One round: a claim per group of alike workers. True when a group's claim came
         back full (more may be due right now)."""
+        if self.paused:
+            return False
         groups: dict[tuple[tuple[str, ...], tuple[str, ...]], list[WorkerConn]] = defaultdict(list)
         for w in self.registry.workers.values():
             if w.free:

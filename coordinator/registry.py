@@ -20,6 +20,7 @@ class WorkerConn:
     # run id → lease token of runs assigned and not yet reported.
     inflight: dict[str, str] = field(default_factory=dict)
     draining: bool = False
+    drain_requested: bool = False  # by an operator (Admin DrainWorker), until UndrainWorker
     closed: bool = False
 
     @property

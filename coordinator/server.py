@@ -18,6 +18,7 @@ from skiplock.common import db, logs
 from skiplock.common.config import CoordinatorSettings, parse_addr
 from skiplock.common.metrics import serve_metrics
 from skiplock.coordinator.admin import AdminService
+from skiplock.coordinator.dbwatch import DatabaseWatch
 from skiplock.coordinator.dispatcher import Dispatcher
 from skiplock.coordinator.leases import LeaseKeeper
 from skiplock.coordinator.listener import Listener
@@ -102,7 +103,22 @@ async def serve(settings: CoordinatorSettings, *, migrate: bool = True,
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):
             pass
+    async def database_lost() -> None:
+        dispatcher.paused = True
+        for name in ("", *names[:2]):
+            await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        await sessions.close_all("coordinator cannot reach its database")
+
+    async def database_back() -> None:
+        sessions.reopen()
+        dispatcher.paused = False
+        dispatcher.poke()
+        for name in ("", *names[:2]):
+            await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    watch = DatabaseWatch(pool, settings.db_cutoff_s, on_lost=database_lost, on_back=database_back)
     side = [
+        asyncio.create_task(watch.run(), name="dbwatch"),
         asyncio.create_task(dispatcher.run(), name="dispatcher"),
         asyncio.create_task(results.run(), name="results"),
         asyncio.create_task(leases.run(), name="leases"),

@@ -9,7 +9,6 @@ them.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import UTC, datetime
@@ -19,6 +18,7 @@ import grpc
 
 from skiplock.common import db, logs, timeutil
 from skiplock.common.config import CoordinatorSettings
+from skiplock.coordinator.auth import bearer_ok
 from skiplock.coordinator.dispatcher import Dispatcher
 from skiplock.coordinator.leases import Beat, LeaseKeeper, heartbeats
 from skiplock.coordinator.metrics import CoordinatorMetrics
@@ -70,20 +70,14 @@ class WorkerSessionService(pb_grpc.WorkerSessionServicer):
         self.metrics = metrics
         self.clock = clock
         self.accepting = True
-
-    def _authorised(self, context: grpc.aio.ServicerContext) -> bool:
-        token = self.settings.worker_token
-        if not token:
-            return True
-        md = dict(context.invocation_metadata() or ())
-        return hmac.compare_digest(str(md.get("authorization", "")).encode(), f"Bearer {token}".encode())
+        self.refusal = ""
 
     async def Session(self, request_iterator: AsyncIterator[pb.WorkerMessage],
                       context: grpc.aio.ServicerContext) -> None:
-        if not self._authorised(context):
+        if not bearer_ok(context, self.settings.worker_token):
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "worker token missing or wrong")
         if not self.accepting:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "coordinator is shutting down")
+            await context.abort(grpc.StatusCode.UNAVAILABLE, self.refusal or "coordinator is not serving")
         first = await anext(aiter(request_iterator), None)
         if first is None or first.WhichOneof("kind") != "hello":
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first message must be hello")
@@ -183,7 +177,9 @@ class WorkerSessionService(pb_grpc.WorkerSessionServicer):
     async def _on_heartbeat(self, w: WorkerConn, hb: pb.Heartbeat) -> None:
         if hb.draining and not w.draining:
             log.info("worker_draining", worker_id=w.id)
-        w.draining = w.draining or hb.draining  # an operator's drain sticks until the worker restarts
+        # An operator's drain holds until undrained, whatever a heartbeat sent before the
+        # worker heard of it says.
+        w.draining = w.drain_requested or hb.draining
         names, valid = _parse_refs(hb.running)
         try:
             held = await self.leases.beat(w.id, valid, w.draining)
@@ -193,25 +189,36 @@ class WorkerSessionService(pb_grpc.WorkerSessionServicer):
             self.metrics.db_errors.labels("heartbeat").inc()
             log.warning("heartbeat_not_recorded", worker_id=w.id, error=str(exc) or type(exc).__name__)
             return
-        lost = [s for s in names if s not in held]
+        # Not held, and still assigned here (no result has come in since the heartbeat left
+        # the worker): reaped or moved meanwhile. The worker must stop them.
+        lost = [s for s in names if s not in held and s in w.inflight]
         if lost:
-            # Reaped or cancelled meanwhile: the worker must stop them; a result would be stale.
             for s in lost:
                 w.inflight.pop(s, None)
-            w.send(pb.CoordinatorMessage(cancel=pb.Cancel(run_ids=lost, reason="lease lost")))
+            w.send(pb.CoordinatorMessage(cancel=pb.Cancel(run_ids=lost, reason="lease lost",
+                                                          kind=pb.CANCEL_REASON_LEASE_LOST)))
             log.warning("lease_lost", worker_id=w.id, runs=lost)
+        w.send(pb.CoordinatorMessage(heartbeat_ack=pb.HeartbeatAck(seq=hb.seq)))
 
     def cancel(self, run_id: str, worker_id: str | None, reason: str) -> bool:
         """Stop a run on its worker, if that worker is connected here."""
         w = self.registry.workers.get(worker_id or "")
         if w is None or run_id not in w.inflight:
             return False
-        w.send(pb.CoordinatorMessage(cancel=pb.Cancel(run_ids=[run_id], reason=reason)))
+        w.send(pb.CoordinatorMessage(cancel=pb.Cancel(run_ids=[run_id], reason=reason,
+                                                      kind=pb.CANCEL_REASON_REQUESTED)))
         log.info("cancel_sent", run_id=run_id, worker_id=w.id, reason=reason)
         return True
 
     async def close_all(self, reason: str) -> None:
+        """Send every worker on (they reconnect elsewhere, keeping their runs) and refuse new
+        sessions until `reopen`."""
         self.accepting = False
+        self.refusal = reason
         for w in list(self.registry.workers.values()):
             w.send(pb.CoordinatorMessage(drain=pb.Drain(reason=reason)))
             w.outbound.put_nowait(None)
+
+    def reopen(self) -> None:
+        self.accepting = True
+        self.refusal = ""

@@ -13,10 +13,19 @@ class Outcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     OUTCOME_SUCCEEDED: _ClassVar[Outcome]
     OUTCOME_FAILED: _ClassVar[Outcome]
     OUTCOME_CANCELLED: _ClassVar[Outcome]
+
+class CancelReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CANCEL_REASON_UNSPECIFIED: _ClassVar[CancelReason]
+    CANCEL_REASON_REQUESTED: _ClassVar[CancelReason]
+    CANCEL_REASON_LEASE_LOST: _ClassVar[CancelReason]
 OUTCOME_UNSPECIFIED: Outcome
 OUTCOME_SUCCEEDED: Outcome
 OUTCOME_FAILED: Outcome
 OUTCOME_CANCELLED: Outcome
+CANCEL_REASON_UNSPECIFIED: CancelReason
+CANCEL_REASON_REQUESTED: CancelReason
+CANCEL_REASON_LEASE_LOST: CancelReason
 
 class WorkerMessage(_message.Message):
     __slots__ = ("hello", "heartbeat", "results")
@@ -57,12 +66,14 @@ class Hello(_message.Message):
     def __init__(self, worker_id: _Optional[str] = ..., name: _Optional[str] = ..., host: _Optional[str] = ..., types: _Optional[_Iterable[str]] = ..., queues: _Optional[_Iterable[str]] = ..., slots: _Optional[int] = ..., running: _Optional[_Iterable[_Union[RunRef, _Mapping]]] = ..., version: _Optional[str] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
-    __slots__ = ("running", "draining")
+    __slots__ = ("running", "draining", "seq")
     RUNNING_FIELD_NUMBER: _ClassVar[int]
     DRAINING_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
     running: _containers.RepeatedCompositeFieldContainer[RunRef]
     draining: bool
-    def __init__(self, running: _Optional[_Iterable[_Union[RunRef, _Mapping]]] = ..., draining: _Optional[bool] = ...) -> None: ...
+    seq: int
+    def __init__(self, running: _Optional[_Iterable[_Union[RunRef, _Mapping]]] = ..., draining: _Optional[bool] = ..., seq: _Optional[int] = ...) -> None: ...
 
 class Result(_message.Message):
     __slots__ = ("run_id", "lease_token", "outcome", "result_json", "error", "retryable", "retry_after_s", "started_at", "finished_at", "released")
@@ -95,16 +106,24 @@ class Results(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[Result, _Mapping]]] = ...) -> None: ...
 
 class CoordinatorMessage(_message.Message):
-    __slots__ = ("welcome", "assignments", "cancel", "drain")
+    __slots__ = ("welcome", "assignments", "cancel", "drain", "heartbeat_ack")
     WELCOME_FIELD_NUMBER: _ClassVar[int]
     ASSIGNMENTS_FIELD_NUMBER: _ClassVar[int]
     CANCEL_FIELD_NUMBER: _ClassVar[int]
     DRAIN_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_ACK_FIELD_NUMBER: _ClassVar[int]
     welcome: Welcome
     assignments: Assignments
     cancel: Cancel
     drain: Drain
-    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., assignments: _Optional[_Union[Assignments, _Mapping]] = ..., cancel: _Optional[_Union[Cancel, _Mapping]] = ..., drain: _Optional[_Union[Drain, _Mapping]] = ...) -> None: ...
+    heartbeat_ack: HeartbeatAck
+    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., assignments: _Optional[_Union[Assignments, _Mapping]] = ..., cancel: _Optional[_Union[Cancel, _Mapping]] = ..., drain: _Optional[_Union[Drain, _Mapping]] = ..., heartbeat_ack: _Optional[_Union[HeartbeatAck, _Mapping]] = ...) -> None: ...
+
+class HeartbeatAck(_message.Message):
+    __slots__ = ("seq",)
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    def __init__(self, seq: _Optional[int] = ...) -> None: ...
 
 class Welcome(_message.Message):
     __slots__ = ("coordinator_id", "heartbeat_interval_s", "lease_s", "lost_run_ids")
@@ -151,20 +170,24 @@ class Assignments(_message.Message):
     def __init__(self, assignments: _Optional[_Iterable[_Union[Assignment, _Mapping]]] = ...) -> None: ...
 
 class Cancel(_message.Message):
-    __slots__ = ("run_ids", "reason")
+    __slots__ = ("run_ids", "reason", "kind")
     RUN_IDS_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
     run_ids: _containers.RepeatedScalarFieldContainer[str]
     reason: str
-    def __init__(self, run_ids: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ...) -> None: ...
+    kind: CancelReason
+    def __init__(self, run_ids: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ..., kind: _Optional[_Union[CancelReason, str]] = ...) -> None: ...
 
 class Drain(_message.Message):
-    __slots__ = ("reason", "stop_taking_work")
+    __slots__ = ("reason", "stop_taking_work", "resume_work")
     REASON_FIELD_NUMBER: _ClassVar[int]
     STOP_TAKING_WORK_FIELD_NUMBER: _ClassVar[int]
+    RESUME_WORK_FIELD_NUMBER: _ClassVar[int]
     reason: str
     stop_taking_work: bool
-    def __init__(self, reason: _Optional[str] = ..., stop_taking_work: _Optional[bool] = ...) -> None: ...
+    resume_work: bool
+    def __init__(self, reason: _Optional[str] = ..., stop_taking_work: _Optional[bool] = ..., resume_work: _Optional[bool] = ...) -> None: ...
 
 class ListWorkersRequest(_message.Message):
     __slots__ = ()

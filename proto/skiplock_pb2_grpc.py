@@ -128,6 +128,11 @@ class AdminStub:
                 request_serializer=skiplock__pb2.DrainWorkerRequest.SerializeToString,
                 response_deserializer=skiplock__pb2.DrainWorkerResponse.FromString,
                 _registered_method=True)
+        self.UndrainWorker = channel.unary_unary(
+                '/skiplock.v1.Admin/UndrainWorker',
+                request_serializer=skiplock__pb2.DrainWorkerRequest.SerializeToString,
+                response_deserializer=skiplock__pb2.DrainWorkerResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -152,7 +157,15 @@ class AdminServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DrainWorker(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """NOT_FOUND when no worker with that id is connected to this coordinator.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UndrainWorker(self, request, context):
+        """Undo an operator's drain: the worker takes runs again. NOT_FOUND as for DrainWorker.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -177,6 +190,11 @@ def add_AdminServicer_to_server(servicer, server):
             ),
             'DrainWorker': grpc.unary_unary_rpc_method_handler(
                     servicer.DrainWorker,
+                    request_deserializer=skiplock__pb2.DrainWorkerRequest.FromString,
+                    response_serializer=skiplock__pb2.DrainWorkerResponse.SerializeToString,
+            ),
+            'UndrainWorker': grpc.unary_unary_rpc_method_handler(
+                    servicer.UndrainWorker,
                     request_deserializer=skiplock__pb2.DrainWorkerRequest.FromString,
                     response_serializer=skiplock__pb2.DrainWorkerResponse.SerializeToString,
             ),
@@ -287,6 +305,33 @@ class Admin:
             request,
             target,
             '/skiplock.v1.Admin/DrainWorker',
+            skiplock__pb2.DrainWorkerRequest.SerializeToString,
+            skiplock__pb2.DrainWorkerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UndrainWorker(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/skiplock.v1.Admin/UndrainWorker',
             skiplock__pb2.DrainWorkerRequest.SerializeToString,
             skiplock__pb2.DrainWorkerResponse.FromString,
             options,

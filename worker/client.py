@@ -9,6 +9,8 @@ whether they still count.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import enum
 import json
 import os
 import random
@@ -28,7 +30,7 @@ import grpc
 from skiplock import __version__
 from skiplock.common import logs
 from skiplock.common.config import WorkerSettings
-from skiplock.common.errors import ConfigError
+from skiplock.common.errors import ConfigError, SkiplockError
 from skiplock.proto import skiplock_pb2 as pb
 from skiplock.proto import skiplock_pb2_grpc as pb_grpc
 from skiplock.worker import executors, netguard
@@ -51,11 +53,31 @@ CHANNEL_OPTIONS = [
 ]
 
 
+class WorkerDied(SkiplockError):
+    """A part of the worker failed; it drained and stopped."""
+
+
+class Stop(enum.Enum):
+    """Why a run is being stopped; decides what, if anything, the worker reports."""
+
+    REQUESTED = "requested"    # the task was cancelled: report `cancelled`
+    LEASE_LOST = "lease lost"  # held elsewhere now (reaped, self-fenced): report nothing
+    SHUTDOWN = "shutdown"      # this worker is going away: hand the run back
+
+
+STOPS = {pb.CANCEL_REASON_REQUESTED: Stop.REQUESTED, pb.CANCEL_REASON_LEASE_LOST: Stop.LEASE_LOST}
+
+
 @dataclass
 class Running:
     assignment: pb.Assignment
     task: asyncio.Task[None]
-    cancel_reason: str | None = None
+    # Monotonic time from which this run's lease counts as extended for lease_s: when it was
+    # received, then when the last acknowledged heartbeat that reported it was sent.
+    lease_from: float
+    ctx: Context | None = None
+    stop: Stop | None = None
+    stop_detail: str = ""
 
 
 class Worker:
@@ -71,6 +93,7 @@ class Worker:
         self._heartbeat_now = asyncio.Event()
         self.heartbeat_s = 2.0
         self.draining = False
+        self.shutting_down = False
         self.stopped = asyncio.Event()
         self.connected = asyncio.Event()
         self.coordinator: str | None = None
@@ -79,8 +102,14 @@ class Worker:
         # Results sent on the current stream, kept for one lease: if the stream breaks they
         # are sent again after reconnecting (the coordinator ignores ones already written).
         self._sent: deque[tuple[float, pb.Result]] = deque()
-        self._disconnected_since: float | None = time.monotonic()
+        # Heartbeats awaiting their ack: seq → (sent at, run ids reported).
+        self._beats: dict[int, tuple[float, list[str]]] = {}
+        self._seq = 0
+        self._hello: tuple[float, list[str]] = (0.0, [])
         self.http: aiohttp.ClientSession | None = None
+        # Plain handlers run here, one thread per slot, apart from the loop's default pool.
+        self.handler_threads = concurrent.futures.ThreadPoolExecutor(
+            max_workers=settings.slots, thread_name_prefix="skiplock-handler")
         self.log = log.bind(worker_id=self.id, worker_name=self.name)
 
     def _types(self) -> list[str]:
@@ -100,7 +129,7 @@ class Worker:
         if a.run_id in self.running:
             return
         task = asyncio.create_task(self._execute(a), name=f"run-{a.run_id}")
-        self.running[a.run_id] = Running(a, task)
+        self.running[a.run_id] = Running(a, task, lease_from=time.monotonic())
 
     async def _execute(self, a: pb.Assignment) -> None:
         started = time.time()
@@ -112,16 +141,17 @@ class Worker:
         except TimeoutError:
             outcome = Outcome("failed", None, f"timed out after {a.timeout_s:g}s (timeout_s)", retryable=True)
         except asyncio.CancelledError:
-            reason = self.running[a.run_id].cancel_reason if a.run_id in self.running else None
-            if reason == "shutdown":
+            held = self.running.get(a.run_id)
+            stop, detail = (held.stop, held.stop_detail) if held is not None else (None, "")
+            if stop is Stop.SHUTDOWN:
                 outcome = Outcome("failed", None, "released: the worker shut down before the run finished",
                                   retryable=True, released=True)
-            elif reason == "lease lost":
+            elif stop is Stop.LEASE_LOST:
                 self.running.pop(a.run_id, None)
-                rlog.warning("run_abandoned", why="lease lost")
+                rlog.warning("run_abandoned", why=detail or "lease lost")
                 return  # nobody would accept a result
             else:
-                outcome = Outcome("cancelled", None, reason or "cancelled")
+                outcome = Outcome("cancelled", None, detail or "cancelled")
         except Exception as exc:  # an executor bug must not kill the worker
             rlog.exception("run_crashed")
             outcome = Outcome("failed", None, f"worker error: {type(exc).__name__}: {exc}", retryable=True)
@@ -158,15 +188,31 @@ class Worker:
                       attempt=a.attempt, max_attempts=a.max_attempts,
                       scheduled_for=datetime.fromtimestamp(a.scheduled_for, UTC),
                       timeout_s=a.timeout_s, worker_id=self.id, log=rlog)
-        return await executors.run_custom(fn, payload, ctx, cap)
+        held = self.running.get(a.run_id)
+        if held is not None:
+            held.ctx = ctx
+        try:
+            return await executors.run_custom(fn, payload, ctx, cap, self.handler_threads)
+        finally:
+            ctx.cancelled.set()  # timed out or done: a threaded handler still going should stop
 
-    def _cancel(self, run_ids: list[str], reason: str) -> None:
+    def _cancel(self, run_ids: list[str], stop: Stop, detail: str = "") -> None:
         for run_id in run_ids:
             r = self.running.get(run_id)
             if r is not None and not r.task.done():
-                r.cancel_reason = reason
+                r.stop, r.stop_detail = stop, detail or stop.value
+                if r.ctx is not None:
+                    r.ctx.cancelled.set()
                 r.task.cancel()
-                self.log.info("run_cancel_requested", run_id=run_id, reason=reason)
+                self.log.info("run_cancel_requested", run_id=run_id, reason=r.stop_detail)
+
+    def _acked(self, sent_at: float, run_ids: list[str]) -> None:
+        """The coordinator wrote a heartbeat (or hello) sent at `sent_at`: the leases of the
+        runs it reported now last lease_s from then."""
+        for run_id in run_ids:
+            r = self.running.get(run_id)
+            if r is not None and sent_at > r.lease_from:
+                r.lease_from = sent_at
 
     # ---- the stream ----
 
@@ -177,9 +223,12 @@ class Worker:
         """The worker's side of one stream. `stop`: flush the outbox, then half-close.
         `dead`: the stream is gone; end at once, so this generator (which the broken call
         may still pull from) cannot take results meant for the next stream."""
+        refs = self._refs()
+        self._hello = (time.monotonic(), [r.run_id for r in refs])
+        self._beats.clear()
         yield pb.WorkerMessage(hello=pb.Hello(
             worker_id=self.id, name=self.name, host=socket.gethostname(), types=self.types,
-            queues=list(self.settings.queues), slots=self.settings.slots, running=self._refs(),
+            queues=list(self.settings.queues), slots=self.settings.slots, running=refs,
             version=__version__))
         last_beat = time.monotonic()
         while not dead.is_set():
@@ -198,7 +247,10 @@ class Worker:
             if self._heartbeat_now.is_set() or time.monotonic() >= next_beat:
                 self._heartbeat_now.clear()
                 last_beat = time.monotonic()
-                yield pb.WorkerMessage(heartbeat=pb.Heartbeat(running=self._refs(), draining=self.draining))
+                refs = self._refs()
+                self._seq += 1
+                self._beats[self._seq] = (last_beat, [r.run_id for r in refs])
+                yield pb.WorkerMessage(heartbeat=pb.Heartbeat(running=refs, draining=self.draining, seq=self._seq))
                 continue
             waiters = [asyncio.ensure_future(e.wait())
                        for e in (self._outbox_ready, self._heartbeat_now, stop, dead)]
@@ -239,17 +291,30 @@ class Worker:
                     for a in msg.assignments.assignments:
                         self._start(a)
                 elif kind == "cancel":
-                    self._cancel(list(msg.cancel.run_ids), msg.cancel.reason or "cancelled")
+                    self._cancel(list(msg.cancel.run_ids), STOPS.get(msg.cancel.kind, Stop.REQUESTED),
+                                 msg.cancel.reason)
+                elif kind == "heartbeat_ack":
+                    beat = self._beats.get(msg.heartbeat_ack.seq)
+                    for seq in [q for q in self._beats if q <= msg.heartbeat_ack.seq]:
+                        del self._beats[seq]
+                    if beat is not None:
+                        self._acked(*beat)
                 elif kind == "welcome":
                     self.heartbeat_s = msg.welcome.heartbeat_interval_s or self.heartbeat_s
                     self._heartbeat_now.set()  # wake the sender so the new interval applies
                     self.lease_s = msg.welcome.lease_s or self.lease_s
                     self.coordinator = target
-                    self._disconnected_since = None
                     self.connected.set()
-                    self._cancel(list(msg.welcome.lost_run_ids), "lease lost")
+                    lost = set(msg.welcome.lost_run_ids)
+                    self._cancel(list(lost), Stop.LEASE_LOST, "lease lost while reconnecting")
+                    self._acked(self._hello[0], [r for r in self._hello[1] if r not in lost])
                     self.log.info("connected", coordinator=target, coordinator_id=msg.welcome.coordinator_id,
                                   running=len(self.running), lost=len(msg.welcome.lost_run_ids))
+                elif kind == "drain" and msg.drain.resume_work:
+                    if not self.shutting_down:
+                        self.log.info("undrained", reason=msg.drain.reason)
+                        self.draining = False
+                        self._heartbeat_now.set()
                 elif kind == "drain" and msg.drain.stop_taking_work:
                     self.log.info("draining", reason=msg.drain.reason, running=len(self.running))
                     self.draining = True
@@ -260,8 +325,6 @@ class Worker:
         finally:
             dead.set()
             stop.set()
-            if self.connected.is_set():
-                self._disconnected_since = time.monotonic()
             self.connected.clear()
             # Whatever went out on this stream lately may not have been written: send again.
             resend = [r for _, r in self._sent]
@@ -292,28 +355,41 @@ class Worker:
             await asyncio.sleep(backoff * (0.5 + random.random()))
             backoff = min(backoff * 2, 5.0)
 
+    @property
+    def fence_margin_s(self) -> float:
+        """How long before its lease could run out a run is stopped without news from a
+        coordinator: room for the claim-to-receipt delay and the reaper's own clock."""
+        return min(2.0, max(0.5, self.lease_s / 5))
+
+    def overdue(self, now: float) -> list[str]:
+        """Runs whose lease may be about to run out: no acknowledged heartbeat for
+        lease_s - margin (cut off, or the coordinator cannot write to its database)."""
+        limit = self.lease_s - self.fence_margin_s
+        return [k for k, r in self.running.items() if r.stop is None and now - r.lease_from > limit]
+
     async def fence_loop(self) -> None:
-        """Cut off from every coordinator for longer than a lease, the runs held here have
-        been (or are being) retried elsewhere: stop them rather than run them twice."""
+        """Stop runs before their lease can run out, so that a copy started elsewhere after
+        the reaper saw the lease expire never overlaps this one."""
         while True:
-            await asyncio.sleep(0.5)
-            since = self._disconnected_since
-            if since is not None and self.running and time.monotonic() - since > self.lease_s:
-                self.log.warning("self_fenced", runs=len(self.running),
-                                 why=f"no coordinator for more than the {self.lease_s:g}s lease")
-                self._cancel(list(self.running), "lease lost")
+            await asyncio.sleep(0.1)
+            late = self.overdue(time.monotonic())
+            if late:
+                self.log.warning("self_fenced", runs=len(late),
+                                 why=f"no heartbeat acknowledged within {self.lease_s - self.fence_margin_s:g}s "
+                                     f"of the {self.lease_s:g}s lease")
+                self._cancel(late, Stop.LEASE_LOST, "self-fenced: lease about to run out without a coordinator")
 
     async def drain(self, grace_s: float) -> None:
         """Stop taking runs, let running ones finish for `grace_s`, fail the rest back for a
         retry elsewhere, and make sure the results went out."""
-        self.draining = True
+        self.draining = self.shutting_down = True
         self._heartbeat_now.set()
         self.log.info("draining", running=len(self.running), grace_s=grace_s)
         pending = [r.task for r in self.running.values()]
         if pending:
             await asyncio.wait(pending, timeout=grace_s)
         leftover = [k for k, r in self.running.items() if not r.task.done()]
-        self._cancel(leftover, "shutdown")
+        self._cancel(leftover, Stop.SHUTDOWN)
         tasks = [r.task for r in self.running.values()]
         if tasks:
             await asyncio.wait(tasks, timeout=5)
@@ -328,9 +404,9 @@ class Worker:
         fence = asyncio.create_task(self.fence_loop(), name="fence")
         stopper = asyncio.create_task(stop.wait(), name="stop")
         done, _ = await asyncio.wait([conn, fence, stopper], return_when=asyncio.FIRST_COMPLETED)
-        for t in done:
-            if t is not stopper and t.exception() is not None:
-                self.log.error("side_task_died", task=t.get_name(), error=repr(t.exception()))
+        died = [t for t in done if t is not stopper and not t.cancelled() and t.exception() is not None]
+        for t in died:
+            self.log.error("side_task_died", task=t.get_name(), error=repr(t.exception()))
         fence.cancel()
         await self.drain(self.settings.drain_grace_s)
         # End the stream in order: the request side flushes the outbox, then half-closes;
@@ -348,4 +424,7 @@ class Worker:
         stopper.cancel()
         await asyncio.gather(conn, stopper, return_exceptions=True)
         await self.http.close()
+        self.handler_threads.shutdown(wait=False, cancel_futures=True)
         self.log.info("worker_stopped", unsent_results=len(self.outbox))
+        if died:  # a supervisor that restarts on failure must see one
+            raise WorkerDied(f"worker side task {died[0].get_name()} died: {died[0].exception()!r}")

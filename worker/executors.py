@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import email.utils
+import functools
 import json
 import os
 import signal
@@ -14,7 +16,7 @@ from typing import Any
 
 import aiohttp
 
-from skiplock.worker.handlers import Context, HandlerFn, NonRetryableError, is_async
+from skiplock.worker.handlers import Context, HandlerFn, NonRetryableError, RetryAfter, is_async
 from skiplock.worker.netguard import ForbiddenAddress
 from skiplock.worker.outcome import Outcome, cap_text
 
@@ -57,7 +59,7 @@ async def run_http(session: aiohttp.ClientSession, payload: dict[str, Any], time
         kwargs["data"] = payload["body"].encode()
     try:
         async with session.request(method, payload["url"], **kwargs) as resp:
-            data = await resp.content.read(cap + 1)
+            data = await _read_body(resp.content, cap)
             body, cut = cap_text(data, cap)
             result = {"status_code": resp.status, "body": body, "body_truncated": cut}
             expected = _codes(payload.get("expect_status"))
@@ -76,6 +78,18 @@ async def run_http(session: aiohttp.ClientSession, payload: dict[str, Any], time
         return Outcome("failed", None, f"invalid URL: {exc}", retryable=False)
     except aiohttp.ClientError as exc:
         return Outcome("failed", None, f"connection error: {type(exc).__name__}: {exc}", retryable=True)
+
+
+async def _read_body(stream: aiohttp.StreamReader, cap: int) -> bytes:
+    """Up to cap + 1 bytes, however many reads they take (one more than the cap tells
+    cap_text that something was cut)."""
+    buf = bytearray()
+    while len(buf) <= cap:
+        chunk = await stream.read(cap + 1 - len(buf))
+        if not chunk:
+            break
+        buf.extend(chunk)
+    return bytes(buf)
 
 
 def _shell_env(extra: dict[str, str] | None) -> dict[str, str]:
@@ -139,15 +153,22 @@ async def run_shell(payload: dict[str, Any], timeout_s: float, cap: int) -> Outc
     return Outcome("failed", result, f"exit code {code}", retryable=True)
 
 
-async def run_custom(fn: HandlerFn, payload: dict[str, Any], ctx: Context, cap: int) -> Outcome:
+async def run_custom(fn: HandlerFn, payload: dict[str, Any], ctx: Context, cap: int,
+                     executor: concurrent.futures.Executor | None = None) -> Outcome:
+    """`executor`: where plain (sync) handlers run; the worker gives its own, sized to its
+    slots, so user code never holds the loop's default threads (which resolve DNS)."""
     try:
         if is_async(fn):
             value = await fn(payload, ctx)  # type: ignore[misc]
         else:
-            value = await asyncio.to_thread(fn, payload, ctx)
+            loop = asyncio.get_running_loop()
+            value = await loop.run_in_executor(executor, functools.partial(fn, payload, ctx))
     except NonRetryableError as exc:
         return Outcome("failed", None, _describe(exc), retryable=False)
+    except RetryAfter as exc:
+        return Outcome("failed", None, str(exc), retryable=True, retry_after_s=exc.delay_s)
     except asyncio.CancelledError:
+        ctx.cancelled.set()  # a threaded handler sees it; an async one is cancelled already
         raise
     except Exception as exc:
         return Outcome("failed", None, _describe(exc), retryable=True)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import inspect
 import re
+import threading
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+from skiplock.common.errors import SkiplockError
 
 TYPE_RE = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
 BUILTIN = frozenset({"http", "shell"})
@@ -15,8 +18,17 @@ BUILTIN = frozenset({"http", "shell"})
 HandlerFn = Callable[[dict[str, Any], "Context"], Awaitable[Any] | Any]
 
 
-class NonRetryableError(Exception):
+class NonRetryableError(SkiplockError):
     """Raise from a handler to fail the run without retrying it."""
+
+
+class RetryAfter(SkiplockError):
+    """Raise from a handler to fail this attempt and retry no sooner than `delay_s` seconds
+    from now (attempts permitting), e.g. when a service said "come back later"."""
+
+    def __init__(self, delay_s: float, message: str | None = None) -> None:
+        super().__init__(message or f"retry requested in {delay_s:g}s")
+        self.delay_s = max(0.0, float(delay_s))
 
 
 @dataclass(frozen=True)
@@ -33,6 +45,10 @@ class Context:
     timeout_s: float
     worker_id: str
     log: Any
+    # Set when the run times out, is cancelled, or the worker shuts down. Async handlers are
+    # cancelled outright; a plain (threaded) handler cannot be, so it should poll
+    # `ctx.cancelled.is_set()` in long loops and return early.
+    cancelled: threading.Event = field(default_factory=threading.Event, compare=False)
 
 
 _registry: dict[str, HandlerFn] = {}
@@ -41,9 +57,10 @@ _registry: dict[str, HandlerFn] = {}
 def handler(type_name: str) -> Callable[[HandlerFn], HandlerFn]:
     """Register `fn` as the handler of tasks of type `type_name`.
 
-    The function gets (payload, ctx); it may be async or plain (plain ones run in a thread).
+    The function gets (payload, ctx); it may be async or plain (plain ones run on the
+    worker's handler threads, one per slot, never on the threads that resolve DNS).
     Return a JSON-serialisable result; raise to fail the run (retried while attempts remain),
-    or raise NonRetryableError to fail it for good.
+    raise NonRetryableError to fail it for good, or RetryAfter(delay_s) to retry it later.
     """
     if not isinstance(type_name, str) or not TYPE_RE.match(type_name):
         raise ValueError(f"handler type {type_name!r} must match {TYPE_RE.pattern}")
