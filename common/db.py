@@ -84,10 +84,10 @@ async def _no_reset(conn: asyncpg.Connection) -> None:
 
 
 class Pool(asyncpg.Pool):
-    """asyncpg's pool with a default acquire timeout. asyncpg applies the acquire timeout to
-    the release as well, and a release waits for the cancellation of a query that was
-    abandoned (a request that timed out): with a frozen server that wait had no end. Bounded,
-    the release terminates the connection instead, so an abandoned one is never reused."""
+    """asyncpg's pool, with a default acquire timeout and releases that never wait on the
+    server. asyncpg's release waits for the cancellation of a query its caller abandoned (a
+    request that timed out); on a frozen server that wait lasted until the server thawed.
+    Such a connection is terminated instead, so it is never reused either."""
 
     def __init__(self, *args: Any, acquire_timeout_s: float, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -95,6 +95,15 @@ class Pool(asyncpg.Pool):
 
     def acquire(self, *, timeout: float | None = None) -> Any:
         return super().acquire(timeout=self.acquire_timeout_s if timeout is None else timeout)
+
+    async def release(self, connection: Any, *, timeout: float | None = None) -> None:
+        con = getattr(connection, "_con", None)
+        protocol = getattr(con, "_protocol", None)
+        if con is not None and protocol is not None and protocol._is_cancelling():
+            # Abandoned mid-query (its caller timed out or was cancelled): do not wait for
+            # the server to acknowledge the cancel, which a frozen server never does.
+            con.terminate()
+        await super().release(connection, timeout=timeout)
 
 
 async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10,

@@ -86,9 +86,10 @@ class Cluster:
         self.procs.append(p)
         return p
 
-    async def api(self) -> Proc:
+    async def api(self, env: dict[str, str] | None = None) -> Proc:
         port = free_port()
-        p = self._spawn("api", ["api", "--api-addr", f"127.0.0.1:{port}", "--lease-s", str(self.lease_s)], port)
+        p = self._spawn("api", ["api", "--api-addr", f"127.0.0.1:{port}", "--lease-s", str(self.lease_s)], port,
+                        env=env)
         self.api_url = f"http://127.0.0.1:{port}"
 
         async def healthy() -> bool:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
+from pathlib import Path
 from typing import Any
 
 from skiplock.worker import NonRetryableError, handler
@@ -50,3 +52,14 @@ async def big(payload: dict[str, Any], ctx: Any) -> str:
 @handler("poison")
 async def poison(payload: dict[str, Any], ctx: Any) -> None:
     os._exit(1)  # takes the whole worker process down, every time
+
+
+@handler("sleep.mark")
+async def sleep_mark(payload: dict[str, Any], ctx: Any) -> dict[str, Any]:
+    """Sleeps; when stopped, writes the wall-clock time it stopped at to payload["mark"]."""
+    try:
+        await asyncio.sleep(float(payload["s"]))
+    except asyncio.CancelledError:
+        Path(payload["mark"]).write_text(repr(time.time()))  # noqa: ASYNC240 -- a few bytes, at once, while cancelled
+        raise
+    return {"slept": payload["s"]}
