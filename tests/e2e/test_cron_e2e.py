@@ -43,3 +43,49 @@ async def test_two_coordinators_fire_each_slot_once(cluster: Cluster) -> None:
     workers = Counter(r["worker_id"] for r in done)
     print(f"{len(done)} every-second slots over {WINDOW_S}s with two coordinators: each once, no gaps; "
           f"runs per worker {sorted(workers.values())}")
+
+
+async def _until_next_even_second_minus(margin_s: float) -> None:
+    now = datetime.now().timestamp()
+    nxt = (int(now) // 2 + 1) * 2
+    if nxt - now < margin_s + 0.05:
+        nxt += 2
+    await asyncio.sleep(nxt - margin_s - now)  # aiming at a wall-clock instant: nothing to poll
+
+
+async def test_cancelling_a_fleet_of_cron_tasks_while_they_fire(cluster: Cluster) -> None:
+    """The burst that deadlocked both coordinators: cron tasks cancelled just before a fire
+    time, while the coordinators claim their slots and insert the next ones."""
+    from tests.conftest import wait_until
+
+    await cluster.api()
+    coords = [await cluster.coordinator(), await cluster.coordinator()]
+    await cluster.worker("--import", "e2e_handlers", "--slots", "50", name="w", coordinators=coords)
+    statuses: Counter[int] = Counter()
+    for round_ in range(2):
+        status, body = await cluster.request("POST", "/api/tasks/batch", {"tasks": [
+            {"type": "noop", "cron": "*/2 * * * * *", "name": f"fleet-{round_}-{i}"} for i in range(150)]})
+        assert status == 201, body
+        ids = [t["id"] for t in body["tasks"]]
+
+        async def fired(ids: list[str] = ids) -> bool:
+            status, page = await cluster.request("GET", "/api/runs?state=succeeded&limit=500")
+            return len({r["task_id"] for r in page["runs"]} & set(ids)) >= 100
+
+        await wait_until(fired, 20, what="the fleet to fire once")
+        await _until_next_even_second_minus(0.05)
+        answers = await asyncio.gather(*(cluster.request("DELETE", f"/api/tasks/{i}") for i in ids))
+        cancelled_at = datetime.now().astimezone()
+        statuses.update(s for s, _ in answers)
+        assert all(t["state"] == "cancelled" for _, t in answers)
+
+        async def settled(ids: list[str] = ids) -> list[dict] | None:
+            runs = [r for i in ids for r in await cluster.runs(i)]
+            return runs if all(r["state"] not in ("pending", "running") for r in runs) else None
+
+        runs = await wait_until(settled, 20, interval=0.5, what="every run of the cancelled fleet to end")
+        late = [r for r in runs if r["started_at"] and datetime.fromisoformat(r["started_at"]) > cancelled_at]
+        assert not late, f"{len(late)} runs started after their task was cancelled"
+    assert statuses == Counter({200: 300}), statuses
+    assert all(c.alive() for c in coords), "a coordinator exited"
+    print(f"cancelled 2 x 150 cron tasks in a burst while firing: {dict(statuses)}, both coordinators up")
