@@ -9,6 +9,7 @@ the task's zone fires at most once, and none is silently lost to a gap.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -80,8 +81,13 @@ def _iter(expr: str, start: datetime) -> croniter:
     return croniter(expr, start, second_at_beginning=six)
 
 
+@functools.lru_cache(maxsize=4096)
 def cron_next(expr: str, tz: str, after: datetime) -> datetime:
-    """The first fire time strictly after `after`, as an aware UTC datetime."""
+    """The first fire time strictly after `after`, as an aware UTC datetime.
+
+    Memoised: a croniter step costs about a millisecond, and a fleet of tasks sharing one
+    schedule asks the same question for every slot of a claim (300 tasks every 2 s spent
+    half a second per fire in croniter before)."""
     return next(cron_iter(expr, tz, after))
 
 

@@ -12,7 +12,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
 
@@ -64,8 +64,9 @@ class Dispatcher:
         self._wake.set()
 
     def due_at(self, unix_s: float) -> None:
-        """Some run becomes due at `unix_s`: wake now, or arm the timer for then."""
-        delay = unix_s - time.time()
+        """Some run becomes due at `unix_s`: wake now, or arm the timer for just before then
+        (the claim takes runs due within `claim_ahead_s`)."""
+        delay = unix_s - self.settings.claim_ahead_s - time.time()
         if delay <= 0:
             self.poke()
             return
@@ -130,7 +131,8 @@ class Dispatcher:
         return more
 
     async def _arm_timer(self, types: tuple[str, ...], queues: tuple[str, ...]) -> None:
-        nxt = await self.pool.fetchval(query("next_due"), self.clock(), list(types), list(queues))
+        horizon = self.clock() + timedelta(seconds=self.settings.claim_ahead_s)
+        nxt = await self.pool.fetchval(query("next_due"), horizon, list(types), list(queues))
         if nxt is not None:
             self.due_at(nxt.timestamp())
 
@@ -140,7 +142,7 @@ class Dispatcher:
             rows = await conn.fetch(
                 query("claim"), now, list(types), list(queues), len(slots), slots,
                 self.settings.coordinator_id, self.settings.leases.lease_s,
-                self.settings.timeout_grace_s)
+                self.settings.timeout_grace_s, now + timedelta(seconds=self.settings.claim_ahead_s))
             # A run of a task that stopped being active while the run was being made (the
             # command's snapshot could not see it) is settled here instead of dispatched.
             inactive = [r["id"] for r in rows if r["task_status"] != "active"]
@@ -165,7 +167,8 @@ class Dispatcher:
                 run_id=run_id, lease_token=token, task_id=str(r["task_id"]),
                 task_name=r["task_name"], type=r["type"], payload_json=r["payload"],
                 attempt=r["attempt"], max_attempts=r["max_attempts"], timeout_s=r["timeout_s"],
-                scheduled_for=r["scheduled_for"].timestamp(), queue=r["queue"]))
+                scheduled_for=r["scheduled_for"].timestamp(), queue=r["queue"],
+                not_before=r["due_at"].timestamp()))
             self.metrics.lateness.observe(max(0.0, (now - r["scheduled_for"]).total_seconds()))
         orphans: list[uuid.UUID] = []
         for worker_id, assignments in per_worker.items():

@@ -138,7 +138,7 @@ class Welcome(_message.Message):
     def __init__(self, coordinator_id: _Optional[str] = ..., heartbeat_interval_s: _Optional[float] = ..., lease_s: _Optional[float] = ..., lost_run_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Assignment(_message.Message):
-    __slots__ = ("run_id", "lease_token", "task_id", "task_name", "type", "payload_json", "attempt", "max_attempts", "timeout_s", "scheduled_for", "queue")
+    __slots__ = ("run_id", "lease_token", "task_id", "task_name", "type", "payload_json", "attempt", "max_attempts", "timeout_s", "scheduled_for", "queue", "not_before")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     LEASE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
@@ -150,6 +150,7 @@ class Assignment(_message.Message):
     TIMEOUT_S_FIELD_NUMBER: _ClassVar[int]
     SCHEDULED_FOR_FIELD_NUMBER: _ClassVar[int]
     QUEUE_FIELD_NUMBER: _ClassVar[int]
+    NOT_BEFORE_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     lease_token: str
     task_id: str
@@ -161,7 +162,8 @@ class Assignment(_message.Message):
     timeout_s: float
     scheduled_for: float
     queue: str
-    def __init__(self, run_id: _Optional[str] = ..., lease_token: _Optional[str] = ..., task_id: _Optional[str] = ..., task_name: _Optional[str] = ..., type: _Optional[str] = ..., payload_json: _Optional[str] = ..., attempt: _Optional[int] = ..., max_attempts: _Optional[int] = ..., timeout_s: _Optional[float] = ..., scheduled_for: _Optional[float] = ..., queue: _Optional[str] = ...) -> None: ...
+    not_before: float
+    def __init__(self, run_id: _Optional[str] = ..., lease_token: _Optional[str] = ..., task_id: _Optional[str] = ..., task_name: _Optional[str] = ..., type: _Optional[str] = ..., payload_json: _Optional[str] = ..., attempt: _Optional[int] = ..., max_attempts: _Optional[int] = ..., timeout_s: _Optional[float] = ..., scheduled_for: _Optional[float] = ..., queue: _Optional[str] = ..., not_before: _Optional[float] = ...) -> None: ...
 
 class Assignments(_message.Message):
     __slots__ = ("assignments",)

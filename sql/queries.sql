@@ -46,15 +46,17 @@ FROM ins
 HAVING count(*) > 0;
 
 -- name: claim
--- Claim up to $4 due runs for the free slots listed in $5 (one worker id per slot, in
--- the order slots should be filled). One statement, any number of coordinators. The update
--- finds the picked rows by ctid (a TID scan, whatever the planner thinks of the table): the
--- rows are locked, so their ctid cannot change within the statement.
+-- Claim up to $4 runs due by $9 for the free slots listed in $5 (one worker id per slot, in
+-- the order slots should be filled). One statement, any number of coordinators. $9 is a
+-- little past now ($1): a run due within it is claimed early and its worker holds it until
+-- its due time, so the claim's own cost (a fleet of cron slots) is not paid in lateness.
+-- The update finds the picked rows by ctid (a TID scan, whatever the planner thinks of the
+-- table): the rows are locked, so their ctid cannot change within the statement.
 WITH picked AS (
     SELECT id, ctid
     FROM skiplock_runs
     WHERE state = 'pending'
-      AND due_at <= $1
+      AND due_at <= $9
       AND type = ANY($2::text[])
       AND (cardinality($3::text[]) = 0 OR queue = ANY($3::text[]))
     ORDER BY priority DESC, due_at
@@ -67,13 +69,13 @@ UPDATE skiplock_runs r
 SET state = 'running',
     worker_id = ($5::text[])[numbered.n],
     coordinator_id = $6,
-    started_at = $1,
+    started_at = greatest($1, r.due_at),
     lease_token = gen_random_uuid(),
     lease_expires_at = $1 + make_interval(secs => $7),
     deadline_at = $1 + make_interval(secs => t.timeout_s + $8)
 FROM numbered, skiplock_tasks t
 WHERE r.ctid = numbered.ctid AND t.id = r.task_id
-RETURNING r.id, r.lease_token, r.task_id, t.name AS task_name, r.type, t.payload::text AS payload,
+RETURNING r.id, r.lease_token, r.task_id, t.name AS task_name, r.type, t.payload::text AS payload, r.due_at,
           r.attempt, t.max_attempts, t.timeout_s, r.scheduled_for, r.queue, r.priority,
           r.worker_id, r.reason, t.cron, t.timezone, t.catch_up, t.overlap, t.status AS task_status;
 

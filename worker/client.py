@@ -40,6 +40,7 @@ from skiplock.worker.outcome import Outcome
 log = logs.get("skiplock.worker")
 
 OUTCOMES = {"succeeded": pb.OUTCOME_SUCCEEDED, "failed": pb.OUTCOME_FAILED, "cancelled": pb.OUTCOME_CANCELLED}
+MAX_HOLD_S = 1.0  # bounds the wait for a run's due time, whatever the clocks say
 CHANNEL_OPTIONS = [
     ("grpc.keepalive_time_ms", 5_000),  # notice a dead or half-open coordinator in seconds
     ("grpc.keepalive_timeout_ms", 5_000),
@@ -135,6 +136,10 @@ class Worker:
         started = time.time()
         rlog = self.log.bind(run_id=a.run_id, task_id=a.task_id, attempt=a.attempt, type=a.type)
         try:
+            hold = min(a.not_before - time.time(), MAX_HOLD_S)
+            if hold > 0:  # claimed a little early: start on time, not before
+                await asyncio.sleep(hold)
+            started = time.time()
             payload = json.loads(a.payload_json) if a.payload_json else {}
             async with asyncio.timeout(a.timeout_s):
                 outcome = await self._dispatch(a, payload, rlog)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import inspect
 import re
-import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,6 +30,26 @@ class RetryAfter(SkiplockError):
         self.delay_s = max(0.0, float(delay_s))
 
 
+class Cancellation:
+    """Set when the run should stop. Made once per run, so it is a flag rather than a
+    threading.Event (whose lock and condition cost more than a no-op run); a plain bool
+    written on the loop and read from a handler thread is safe in CPython."""
+
+    __slots__ = ("_set",)
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def __bool__(self) -> bool:
+        return self._set
+
+
 @dataclass(frozen=True)
 class Context:
     """What a handler knows about the run it executes."""
@@ -48,7 +67,7 @@ class Context:
     # Set when the run times out, is cancelled, or the worker shuts down. Async handlers are
     # cancelled outright; a plain (threaded) handler cannot be, so it should poll
     # `ctx.cancelled.is_set()` in long loops and return early.
-    cancelled: threading.Event = field(default_factory=threading.Event, compare=False)
+    cancelled: Cancellation = field(default_factory=Cancellation, compare=False)
 
 
 _registry: dict[str, HandlerFn] = {}

@@ -30,7 +30,8 @@ async def claim(pool: asyncpg.Pool, now: datetime, n: int, worker: str = "w1", t
                 queues: tuple[str, ...] = (), coordinator: str = "c-test", lease_s: float = 10.0) -> list[asyncpg.Record]:
     from skiplock.sql import query
 
-    return await pool.fetch(query("claim"), now, list(types), list(queues), n, [worker] * n, coordinator, lease_s, 5.0)
+    return await pool.fetch(query("claim"), now, list(types), list(queues), n, [worker] * n, coordinator, lease_s, 5.0,
+                            now)
 
 
 async def add_runs(pool: asyncpg.Pool, task_id: str, now: datetime, count: int) -> None:
