@@ -10,6 +10,7 @@ from aiohttp import web
 from skiplock.api.app import create_app
 from skiplock.common import db, logs
 from skiplock.common.config import ApiSettings, parse_addr
+from skiplock.common.errors import AddressInUse
 
 log = logs.get("skiplock.api")
 
@@ -20,8 +21,12 @@ async def run_api(settings: ApiSettings, *, migrate: bool = True) -> None:
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=10)
     await runner.setup()
     host, port = parse_addr(settings.api_addr, "SKIPLOCK_API_ADDR")
-    site = web.TCPSite(runner, host, port)
-    await site.start()
+    site = web.TCPSite(runner, host, port, reuse_port=False)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise AddressInUse(f"{host}:{port} is in use ({exc.strerror}); pass --api-addr HOST:PORT") from None
     log.info("api_listening", url=f"http://{host}:{port}", docs=f"http://{host}:{port}/docs")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from skiplock.common import config, db, logs
 from skiplock.common.embedded import EmbeddedPostgres
+from skiplock.common.errors import AddressInUse
 
 log = logs.get("skiplock.up")
 
@@ -88,18 +89,48 @@ def _wait_port(host: str, port: int, deadline_s: float, children: list[Child]) -
     return False
 
 
+def _port_taken(host: str, port: int) -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is not "taken"
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+# A child that exits with this code was misconfigured (ConfigError): restarting cannot help.
+CONFIG_EXIT = 2
+
+
 def up(args: argparse.Namespace, leases: config.LeaseSettings) -> int:
-    stop = {"signal": None}
+    stop = {"signal": None, "count": 0}
 
     def on_signal(signum: int, _frame: object) -> None:
         stop["signal"] = signum
+        stop["count"] += 1
+        if stop["count"] > 1:
+            hurry()
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
 
     workers = int(config.parse_positive(args.workers or 1, "--workers", integer=True))
     api_host, api_port = config.parse_addr(args.api_addr, "--api-addr")
-    config.parse_addr(args.grpc_addr, "--grpc-addr")
+    grpc_host, grpc_port = config.parse_addr(args.grpc_addr, "--grpc-addr")
+    # Checked before anything starts: a port held by another cluster would otherwise answer
+    # our health check for us while our own child crash-loops.
+    for host, port, flag in ((api_host, api_port, "--api-addr"), (grpc_host, grpc_port, "--grpc-addr")):
+        if _port_taken(host, port):
+            raise AddressInUse(f"{host}:{port} is in use; pass {flag} HOST:PORT")
+    children: list[Child] = []
+
+    def hurry() -> None:
+        """A second Ctrl-C: workers stop waiting for their runs and hand them back now."""
+        for c in children:
+            if c.name.startswith("worker") and c.alive() and c.proc is not None:
+                c.proc.send_signal(signal.SIGTERM)
     embedded: EmbeddedPostgres | None = None
     url = args.database_url or config.database_url()
     if not url:
@@ -122,7 +153,7 @@ def up(args: argparse.Namespace, leases: config.LeaseSettings) -> int:
             worker_argv += ["--queues", args.queues]
         if args.allow_shell:
             worker_argv.append("--allow-shell")
-        children = [
+        children += [
             Child("api", [*me, "api", "--api-addr", args.api_addr, "--no-migrate", "--lease-s", str(leases.lease_s)]),
             Child("coordinator", [*me, "coordinator", "--grpc-addr", args.grpc_addr, "--no-migrate", *lease_flags]),
             *[Child(f"worker-{i + 1}", [*worker_argv, "--name", f"up-worker-{i + 1}"]) for i in range(workers)],
@@ -132,7 +163,6 @@ def up(args: argparse.Namespace, leases: config.LeaseSettings) -> int:
         for c in services:
             c.start(env)
         # Workers start once the coordinator listens, so their first connect succeeds.
-        grpc_host, grpc_port = config.parse_addr(args.grpc_addr, "--grpc-addr")
         _wait_port(grpc_host, grpc_port, 60, services)
         for c in workers_:
             c.start(env)
@@ -155,6 +185,11 @@ def up(args: argparse.Namespace, leases: config.LeaseSettings) -> int:
             for c in children:
                 if not c.alive() and stop["signal"] is None:
                     code = c.proc.returncode if c.proc else None
+                    if code == CONFIG_EXIT:
+                        print(f"skiplock: {c.name} cannot run as configured (its message is above); stopping",
+                              file=sys.stderr, flush=True)
+                        stop["signal"], failed = signal.SIGTERM, True
+                        break
                     c.restarts += 1
                     delay = min(30.0, 0.5 * 2 ** min(c.restarts, 6))
                     if time.monotonic() - c.started_at > 60:
@@ -167,9 +202,14 @@ def up(args: argparse.Namespace, leases: config.LeaseSettings) -> int:
         for group, timeout in (([c for c in children if c.name.startswith("worker")], 40.0),
                                ([c for c in children if c.name == "coordinator"], 20.0),
                                ([c for c in children if c.name == "api"], 15.0)):
-            for c in group:
-                if c.alive() and c.proc is not None:
-                    c.proc.send_signal(signal.SIGTERM)
+            alive = [c for c in group if c.alive() and c.proc is not None]
+            if alive and group[0].name.startswith("worker"):
+                grace = getattr(args, "drain_grace_s", None) or 30
+                print(f"skiplock: waiting for {len(alive)} worker(s) to finish their runs (up to {grace:g} s); "
+                      "Ctrl-C again hands them back for a retry now", flush=True)
+            for c in alive:
+                assert c.proc is not None
+                c.proc.send_signal(signal.SIGTERM)
             for c in group:
                 c.stop(timeout)
         return 1 if failed else 0

@@ -15,6 +15,8 @@ import subprocess
 import warnings
 from pathlib import Path
 
+from skiplock.common.errors import EmbeddedPostgresError
+
 with warnings.catch_warnings():
     # The package asks platformdirs for a runtime dir at import; we don't use it.
     warnings.simplefilter("ignore")
@@ -91,7 +93,8 @@ class EmbeddedPostgres:
             **self._as_user(),  # type: ignore[arg-type]
         )
         if proc.returncode != 0:
-            raise RuntimeError(f"{exe} failed ({proc.returncode}): {proc.stderr.strip() or proc.stdout.strip()}")
+            detail = proc.stderr.strip() or proc.stdout.strip()
+            raise EmbeddedPostgresError(f"{exe} failed ({proc.returncode}): {detail}")
         return proc.stdout
 
     def running_port(self) -> int | None:

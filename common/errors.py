@@ -16,3 +16,11 @@ class ConfigError(SkiplockError):
 
 class DatabaseUnavailable(SkiplockError):
     """The database cannot be reached."""
+
+
+class AddressInUse(ConfigError):
+    """The address to listen on is taken by another process."""
+
+
+class EmbeddedPostgresError(SkiplockError):
+    """The embedded PostgreSQL could not be started."""

@@ -16,6 +16,7 @@ from grpc_reflection.v1alpha import reflection
 
 from skiplock.common import db, logs
 from skiplock.common.config import CoordinatorSettings, parse_addr
+from skiplock.common.errors import AddressInUse
 from skiplock.common.metrics import serve_metrics
 from skiplock.coordinator.admin import AdminService
 from skiplock.coordinator.dbwatch import DatabaseWatch
@@ -42,6 +43,9 @@ GRPC_OPTIONS = [
     ("grpc.http2.max_pings_without_data", 0),
     ("grpc.max_receive_message_length", 64 * 1024 * 1024),
     ("grpc.max_send_message_length", 64 * 1024 * 1024),
+    # gRPC sets SO_REUSEPORT by default on Linux: a second coordinator would bind the same
+    # port without error and the kernel would split workers between two clusters.
+    ("grpc.so_reuseport", 0),
 ]
 
 
@@ -89,7 +93,13 @@ async def serve(settings: CoordinatorSettings, *, migrate: bool = True,
     creds = _credentials(settings)
     host, port = parse_addr(settings.grpc_addr, "SKIPLOCK_GRPC_ADDR")
     target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    bound = server.add_secure_port(target, creds) if creds else server.add_insecure_port(target)
+    try:
+        bound = server.add_secure_port(target, creds) if creds else server.add_insecure_port(target)
+    except RuntimeError:
+        bound = 0
+    if not bound:
+        await pool.close()
+        raise AddressInUse(f"{host}:{port} is in use; pass --grpc-addr HOST:PORT (or it is no address of this host)")
     await server.start()
     for name in names[:2]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)

@@ -95,6 +95,7 @@ class Worker:
         self.heartbeat_s = 2.0
         self.draining = False
         self.shutting_down = False
+        self._hurry = asyncio.Event()
         self.stopped = asyncio.Event()
         self.connected = asyncio.Event()
         self.coordinator: str | None = None
@@ -384,6 +385,10 @@ class Worker:
                                      f"of the {self.lease_s:g}s lease")
                 self._cancel(late, Stop.LEASE_LOST, "self-fenced: lease about to run out without a coordinator")
 
+    def hurry(self) -> None:
+        """End the drain's grace now: the runs still going are handed back."""
+        self._hurry.set()
+
     async def drain(self, grace_s: float) -> None:
         """Stop taking runs, let running ones finish for `grace_s`, fail the rest back for a
         retry elsewhere, and make sure the results went out."""
@@ -392,7 +397,10 @@ class Worker:
         self.log.info("draining", running=len(self.running), grace_s=grace_s)
         pending = [r.task for r in self.running.values()]
         if pending:
-            await asyncio.wait(pending, timeout=grace_s)
+            hurried = asyncio.ensure_future(self._hurry.wait())
+            await asyncio.wait([asyncio.gather(*pending, return_exceptions=True), hurried], timeout=grace_s,
+                               return_when=asyncio.FIRST_COMPLETED)
+            hurried.cancel()
         leftover = [k for k, r in self.running.items() if not r.task.done()]
         self._cancel(leftover, Stop.SHUTDOWN)
         tasks = [r.task for r in self.running.values()]

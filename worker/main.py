@@ -26,8 +26,14 @@ async def run_worker(settings: WorkerSettings, handlers: dict[str, HandlerFn]) -
     worker = Worker(settings, handlers)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if stop.is_set():
+            worker.hurry()  # a second signal: hand the runs back now instead of waiting
+        stop.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal)
     runner = await serve_metrics(settings.metrics_addr, _registry(worker)) if settings.metrics_addr else None
     try:
         await worker.run(stop)

@@ -77,3 +77,36 @@ async def test_up_runs_a_cluster_and_stops_cleanly(tmp_path: Path) -> None:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
         shutil.rmtree(data / "postgres", ignore_errors=True)  # tens of MB per run
+
+
+def _run(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "skiplock", *args], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, **(env or {})})
+
+
+async def test_a_taken_port_is_one_sentence_and_a_non_zero_exit(db_url: str) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        addr = f"127.0.0.1:{port}"
+        up = _run(["up", "--api-addr", addr, "--grpc-addr", f"127.0.0.1:{free_port()}"])
+        assert up.returncode == 2 and f"{addr} is in use; pass --api-addr" in up.stderr, up.stderr
+        api = _run(["api", "--api-addr", addr, "--database-url", db_url])
+        assert api.returncode == 2 and "--api-addr" in api.stderr and "Traceback" not in api.stderr, api.stderr
+        up = _run(["up", "--api-addr", f"127.0.0.1:{free_port()}", "--grpc-addr", addr])
+        assert up.returncode == 2 and "--grpc-addr" in up.stderr, up.stderr
+
+
+async def test_two_coordinators_never_share_a_grpc_port(db_url: str) -> None:
+    from tests.cluster import running_cluster
+
+    async with running_cluster(db_url) as cluster:
+        first = await cluster.coordinator()
+        second = _run(["coordinator", "--grpc-addr", f"127.0.0.1:{first.port}", "--database-url", db_url])
+        # Without SO_REUSEPORT off, the second bound too and the kernel split workers between them.
+        assert second.returncode == 2 and "is in use; pass --grpc-addr" in second.stderr, second.stderr
+        assert "Traceback" not in second.stderr
+        assert first.alive()
