@@ -44,6 +44,7 @@ def _spec_record(spec: TaskSpec, task_id: uuid.UUID) -> dict[str, Any]:
         "timeout_s": spec.timeout_s, "retry_backoff_s": spec.retry_backoff_s,
         "retry_backoff_max_s": spec.retry_backoff_max_s, "retry_jitter": spec.retry_jitter,
         "idempotency_key": spec.idempotency_key,
+        "request_hash": spec.request_hash() if spec.idempotency_key is not None else None,
     }
 
 
@@ -59,6 +60,8 @@ async def create_tasks(pool: asyncpg.Pool, specs: list[TaskSpec], now: datetime)
     for spec in specs:
         key = spec.idempotency_key
         if key is not None and key in first_by_key:  # the same key twice in one batch
+            if by_id[first_by_key[key]].request_hash() != spec.request_hash():
+                raise Conflict(f"idempotency key {key!r} is used twice in this batch for different requests")
             ids.append(first_by_key[key])
             continue
         tid = uuid.uuid4()
@@ -75,6 +78,11 @@ async def create_tasks(pool: asyncpg.Pool, specs: list[TaskSpec], now: datetime)
         if lost_keys:
             rows = await conn.fetch(query("tasks_by_idempotency_key"), lost_keys)
             existing = {r["idempotency_key"]: r["id"] for r in rows}
+            asked = {r["idempotency_key"]: r["request_hash"] for r in records}
+            for r in rows:
+                if r["request_hash"] is not None and r["request_hash"] != asked[r["idempotency_key"]]:
+                    raise Conflict(f"idempotency key {r['idempotency_key']!r} was used for a different request "
+                                   f"(task {r['id']}); send the same request to get that task, or use a new key")
         runs = []
         for tid in inserted:
             spec, fire = by_id[tid], fires[tid]
@@ -97,7 +105,7 @@ def _fresh_view(tid: uuid.UUID, spec: TaskSpec, now: datetime, due: datetime) ->
     row = {
         "id": tid, "status": TaskStatus.ACTIVE.value, "has_running": False, "next_due": due,
         "lost_runs": 0, "created_at": now, "updated_at": now,
-        **{k: v for k, v in _spec_record(spec, tid).items() if k != "id"},
+        **{k: v for k, v in _spec_record(spec, tid).items() if k not in ("id", "request_hash")},
     }
     row["run_at"] = spec.run_at
     return task_view(row, None)

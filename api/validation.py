@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -56,6 +59,14 @@ class TaskSpec:
     retry_backoff_max_s: float = 300.0
     retry_jitter: bool = True
     idempotency_key: str | None = None
+
+    def request_hash(self) -> str:
+        """A fingerprint of what was asked (not of when): two creates with one idempotency
+        key are the same request exactly when these match."""
+        fields = {k: v for k, v in dataclasses.asdict(self).items() if k != "idempotency_key"}
+        fields["run_at"] = timeutil.iso(self.run_at)
+        text = json.dumps(fields, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(text.encode()).hexdigest()
 
     def first_fire(self, now: datetime) -> datetime:
         """When the first run belongs: run_at (even if past), now + delay_s, the next cron
@@ -315,7 +326,7 @@ def validate_create(
     spec.max_attempts = 1 if spec.cron else 3  # defaults before _policy overrides them
     _policy(errs, prefix, body, spec)
     key = body.get("idempotency_key", header_key)
-    if key is not None:
+    if key is not None:  # the body's key wins over the header's (README: Idempotency)
         spec.idempotency_key = _string(errs, f"{prefix}idempotency_key", key, lo=1, hi=200)
     if spec.retry_backoff_max_s < spec.retry_backoff_s and not errs.items:
         errs.add(f"{prefix}retry_backoff_max_s", "must be >= retry_backoff_s")

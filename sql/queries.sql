@@ -11,21 +11,23 @@
 -- $1: jsonb array of task records. Idempotency keys already present are skipped.
 INSERT INTO skiplock_tasks (id, name, type, payload, queue, priority, run_at, cron, timezone,
                             catch_up, overlap, max_attempts, timeout_s, retry_backoff_s,
-                            retry_backoff_max_s, retry_jitter, idempotency_key, created_at,
-                            updated_at)
+                            retry_backoff_max_s, retry_jitter, idempotency_key, request_hash,
+                            created_at, updated_at)
 SELECT id, name, type, payload, queue, priority, run_at, cron, timezone, catch_up, overlap,
        max_attempts, timeout_s, retry_backoff_s, retry_backoff_max_s, retry_jitter,
-       idempotency_key, $2, $2
+       idempotency_key, request_hash, $2, $2
 FROM jsonb_to_recordset($1::jsonb) AS t(
     id uuid, name text, type text, payload jsonb, queue text, priority integer,
     run_at timestamptz, cron text, timezone text, catch_up text, overlap text,
     max_attempts integer, timeout_s double precision, retry_backoff_s double precision,
-    retry_backoff_max_s double precision, retry_jitter boolean, idempotency_key text)
+    retry_backoff_max_s double precision, retry_jitter boolean, idempotency_key text,
+    request_hash text)
 ON CONFLICT (idempotency_key) DO NOTHING
 RETURNING id;
 
 -- name: tasks_by_idempotency_key
-SELECT id, idempotency_key FROM skiplock_tasks WHERE idempotency_key = ANY($1::text[]);
+-- The tasks that already own these keys, with the fingerprint of the request that made them.
+SELECT id, idempotency_key, request_hash FROM skiplock_tasks WHERE idempotency_key = ANY($1::text[]);
 
 -- name: insert_runs
 -- New pending runs (first runs, retries, cron slots); wakes coordinators in the same
