@@ -170,6 +170,9 @@ def _check_query(request: web.Request, allowed: set[str]) -> None:
     unknown = [k for k in request.query if k not in allowed]
     if unknown:
         raise invalid([FieldError(k, "is not a known query parameter") for k in unknown])
+    repeated = sorted({k for k in request.query if len(request.query.getall(k)) > 1})
+    if repeated:  # never silently the first value
+        raise invalid([FieldError(k, "is given more than once; each filter takes one value") for k in repeated])
     bad = [k for k, v in request.query.items() if "\x00" in v or len(v) > 1000]
     if bad:
         raise invalid([FieldError(k, "must be at most 1000 characters, without NUL") for k in bad])

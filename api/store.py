@@ -213,9 +213,10 @@ async def pause_task(pool: asyncpg.Pool, task_id: uuid.UUID, now: datetime) -> d
 
 @retry_conflicts
 async def resume_task(pool: asyncpg.Pool, task_id: uuid.UUID, now: datetime) -> dict[str, Any]:
-    async with _locked(pool, task_id, LIVE, "only a paused task can be resumed") as (conn, task):
+    paused = (TaskStatus.PAUSED, TaskStatus.QUARANTINED)
+    async with _locked(pool, task_id, paused, "only a paused task can be resumed") as (conn, task):
         await conn.fetch(query("resume_task"), task_id, now)
-        if task["cron"] and task["status"] != TaskStatus.ACTIVE:
+        if task["cron"]:
             # Slots missed while paused are skipped: the one that came due is recorded as
             # such (so "why didn't it run at 09:00?" has an answer); next is the next fire.
             await conn.fetch(query("skip_paused_slot"), task_id, now,

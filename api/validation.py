@@ -367,13 +367,15 @@ def validate_patch(body: Any, current_type: str, current_cron: str | None) -> tu
         changes["name"] = _string(errs, "name", body["name"])
     if "payload" in body:
         changes["payload"] = validate_payload(errs, "payload", current_type, body["payload"])
+    sched = {k: body[k] for k in ("run_at", "cron", "timezone", "catch_up", "overlap") if k in body}
     if current_cron is not None and "run_at" in body:
         errs.add("run_at", "a cron task has no run_at; change cron instead")
+        del sched["run_at"]
     if current_cron is None and "cron" in body:
         errs.add("cron", "a one-off task cannot become a cron task; create a new task")
+        del sched["cron"]
     probe = TaskSpec(type=current_type, name="x", payload={})
-    sched = {k: body[k] for k in ("run_at", "cron", "timezone", "catch_up", "overlap") if k in body}
-    if sched and not errs.items:
+    if sched:  # checked even when other fields are wrong: every wrong field is named at once
         if current_cron is not None and sched.get("cron") is None:
             sched["cron"] = current_cron  # timezone/policy changes are checked as cron fields
         _schedule(errs, "", sched, probe)

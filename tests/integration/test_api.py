@@ -222,6 +222,8 @@ async def test_cancel_pause_resume_trigger_patch(api: Client) -> None:
     assert status == 409
     status, resumed, _ = await api("POST", f"/api/tasks/{tid}/resume")
     assert status == 200 and resumed["state"] == "scheduled" and resumed["next_run_at"].endswith(":00Z")
+    status, problem, _ = await api("POST", f"/api/tasks/{tid}/resume")
+    assert status == 409 and "paused" in problem["detail"], "resuming a task that is not paused is a conflict"
     status, patched, _ = await api("PATCH", f"/api/tasks/{tid}", {"cron": "30 6 * * *", "priority": 7})
     assert status == 200 and patched["cron"] == "30 6 * * *" and patched["priority"] == 7
     assert patched["next_run_at"][11:16] in ("05:30", "04:30")  # 06:30 Berlin in UTC
@@ -238,6 +240,13 @@ async def test_cancel_pause_resume_trigger_patch(api: Client) -> None:
     assert {r["state"] for r in runs["runs"]} == {"cancelled"}
     status, _, _ = await api("POST", f"/api/tasks/{tid}/pause")
     assert status == 409
+
+
+async def test_a_repeated_filter_is_a_400_not_its_first_value(api: Client) -> None:
+    status, problem, _ = await api("GET", "/api/runs?state=failed&state=succeeded")
+    assert status == 400 and [e["field"] for e in problem["errors"]] == ["state"]
+    status, problem, _ = await api("GET", "/api/tasks?type=a&type=b&limit=5")
+    assert status == 400 and [e["field"] for e in problem["errors"]] == ["type"]
 
 
 async def test_auth_token(db_url: str, pool: asyncpg.Pool) -> None:

@@ -114,3 +114,12 @@ def test_patch() -> None:
     assert not errors and changes == {"timezone": "Asia/Tokyo"}
     assert [e.field for e in validate_patch({"timezone": "Nowhere/Land"}, "email", "0 9 * * *")[1]] == ["timezone"]
     assert [e.field for e in validate_patch({}, "email", None)[1]] == ["body"]
+
+
+def test_patch_names_every_wrong_field_at_once() -> None:
+    changes, errors = validate_patch({"cron": "not a cron", "name": "", "priority": "high", "colour": "red"},
+                                     "http", "* * * * *")
+    assert changes == {}
+    assert sorted(e.field for e in errors) == ["colour", "cron", "name", "priority"]
+    _, errors = validate_patch({"run_at": "tomorrow", "timeout_s": -1, "cron": "* * * * *"}, "http", None)
+    assert sorted(e.field for e in errors) == ["cron", "run_at", "timeout_s"]
