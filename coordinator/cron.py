@@ -49,6 +49,7 @@ async def apply_policies(conn: asyncpg.Connection, rows: Sequence[asyncpg.Record
                              "time(s) had passed when a coordinator could start it")
         else:
             late.append(r["id"])
+    replays = {r["id"] for r in slots if r["reason"] == "catch_up"}
     claimed = [r["id"] for r in rows]
     state = {s["task_id"]: s for s in await conn.fetch(
         query("cron_busy"), list({r["task_id"] for r in slots}), claimed)}
@@ -59,7 +60,11 @@ async def apply_policies(conn: asyncpg.Connection, rows: Sequence[asyncpg.Record
         if r["id"] in skip:
             continue
         task = r["task_id"]
-        if task in busy and r["overlap"] == "skip":
+        if task in busy and r["id"] in replays:
+            # A missed slot being replayed waits for the run before it, whatever the overlap
+            # policy: replays run one after the other, and a skip reason is only ever true.
+            queue.append(r["id"])
+        elif task in busy and r["overlap"] == "skip":
             skip[r["id"]] = "overlap=skip: the previous run was still running at this fire time"
         elif task in busy and r["overlap"] == "queue":
             if task in waiting:
@@ -87,6 +92,8 @@ async def materialise_next(conn: asyncpg.Connection, rows: Sequence[asyncpg.Reco
     for r in rows:
         if r["cron"] and r["attempt"] == 1 and r["reason"] in SLOT_REASONS and r["task_status"] == "active":
             fire, reason = next_slot(r["cron"], r["timezone"], r["catch_up"], r["scheduled_for"], now)
+            # A replay of a missed slot waits until the run before it ends (release_queued).
+            due = timeutil.NEVER if reason == "catch_up" else max(fire, now)
             nxt.append(NewRun(task_id=r["task_id"], attempt=1, type=r["type"], queue=r["queue"],
-                              priority=r["priority"], scheduled_for=fire, due_at=max(fire, now), reason=reason))
+                              priority=r["priority"], scheduled_for=fire, due_at=due, reason=reason))
     await insert_runs(conn, nxt, now)

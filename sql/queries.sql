@@ -43,7 +43,8 @@ WITH ins AS (
     RETURNING due_at
 )
 SELECT count(*) AS inserted,
-       pg_notify('skiplock_wake', extract(epoch FROM min(due_at))::text) AS notified
+       CASE WHEN min(due_at) < 'infinity'
+            THEN pg_notify('skiplock_wake', extract(epoch FROM min(due_at))::text) END AS notified
 FROM ins
 HAVING count(*) > 0;
 
@@ -106,9 +107,11 @@ FROM unnest($1::uuid[], $2::text[]) AS x(id, why)
 WHERE r.id = ANY($1::uuid[]) AND r.id = x.id AND r.state = 'running';
 
 -- name: queue_runs
--- overlap=queue: the slot waits (pending, no due time) until the current run ends.
+-- overlap=queue, or a catch-up replay: the slot waits (pending, no due time) until the
+-- current run ends. A catch-up slot keeps its reason, so it stays a replay.
 UPDATE skiplock_runs
-SET state = 'pending', reason = 'queued', due_at = 'infinity', started_at = NULL, worker_id = NULL,
+SET state = 'pending', reason = CASE WHEN reason = 'catch_up' THEN 'catch_up' ELSE 'queued' END,
+    due_at = 'infinity', started_at = NULL, worker_id = NULL,
     coordinator_id = NULL, lease_token = NULL, lease_expires_at = NULL, deadline_at = NULL
 WHERE id = ANY($1::uuid[]) AND state = 'running';
 
@@ -116,12 +119,19 @@ WHERE id = ANY($1::uuid[]) AND state = 'running';
 UPDATE skiplock_runs SET reason = 'catch_up' WHERE id = ANY($1::uuid[]);
 
 -- name: release_queued
--- A cron run ended: its task's waiting slot (overlap=queue) may start now.
+-- A cron run ended: the task's earliest waiting slot (overlap=queue, or the next catch-up
+-- replay) may start now. One at a time, so replays run one after the other, in order.
+WITH waiting AS (
+    SELECT DISTINCT ON (r.task_id) r.id
+    FROM skiplock_runs r, skiplock_tasks t
+    WHERE r.task_id = ANY($1::uuid[]) AND r.state = 'pending' AND r.reason IN ('queued', 'catch_up')
+      AND r.due_at = 'infinity' AND t.id = r.task_id AND t.status = 'active'
+      AND NOT EXISTS (SELECT 1 FROM skiplock_runs o WHERE o.task_id = r.task_id AND o.state = 'running')
+    ORDER BY r.task_id, r.scheduled_for
+)
 UPDATE skiplock_runs r SET due_at = $2
-FROM skiplock_tasks t
-WHERE r.task_id = ANY($1::uuid[]) AND r.state = 'pending' AND r.reason = 'queued'
-  AND r.due_at = 'infinity' AND t.id = r.task_id AND t.status = 'active'
-  AND NOT EXISTS (SELECT 1 FROM skiplock_runs o WHERE o.task_id = r.task_id AND o.state = 'running')
+FROM waiting
+WHERE r.id = waiting.id AND r.state = 'pending'
 RETURNING pg_notify('skiplock_wake', extract(epoch FROM $2::timestamptz)::text);
 
 -- name: skip_paused_slot

@@ -121,16 +121,39 @@ async def test_catch_up_latest_runs_once_then_back_on_schedule(pool: asyncpg.Poo
     assert dispatched(dispatcher) == [str(run["id"])]
 
 
-async def test_catch_up_all_replays_each_missed_slot(pool: asyncpg.Pool, dispatcher: Dispatcher,
-                                                     clock: Clock) -> None:
-    task = await create(pool, clock.now, cron="* * * * *", catch_up="all", overlap="allow")
-    back = T0 + 3 * MIN + timedelta(seconds=20)
-    for _ in range(5):
-        await tick(dispatcher, clock, back)
+@pytest.mark.parametrize("overlap", ["skip", "allow", "queue"])
+async def test_catch_up_all_replays_each_missed_slot_in_order(pool: asyncpg.Pool, dispatcher: Dispatcher,
+                                                              clock: Clock, overlap: str) -> None:
+    task = await create(pool, clock.now, cron="* * * * *", catch_up="all", overlap=overlap)
+    back = T0 + 3 * MIN + timedelta(seconds=20)  # nothing ran from 09:00 to 09:03:20
+    now = back
+    for i in range(4):  # 09:00, 09:01, 09:02, 09:03: each runs once the one before it ended
+        [run] = await tick(dispatcher, clock, now)
+        assert run["scheduled_for"] == T0 + i * MIN
+        assert not await tick(dispatcher, clock, now), "the next replay waits for this one"
+        now += timedelta(seconds=1)
+        await finish(pool, run, now)
     runs = await runs_of(pool, task)
-    assert [r["scheduled_for"] for r in runs] == [T0 + i * MIN for i in range(5)]
-    assert [r["state"] for r in runs] == ["running"] * 4 + ["pending"]
-    assert runs[4]["reason"] == "schedule" and runs[3]["reason"] == "catch_up"
+    assert [(r["scheduled_for"], r["state"]) for r in runs] == [
+        *[(T0 + i * MIN, "succeeded") for i in range(4)], (T0 + 4 * MIN, "pending")]
+    assert [r["reason"] for r in runs] == ["catch_up"] * 4 + ["schedule"], "back on schedule after the replays"
+    assert all(r["error"] is None for r in runs), "nothing was skipped, so no skip reason was made up"
+
+
+async def test_a_replay_waits_for_a_triggered_run_instead_of_being_skipped(pool: asyncpg.Pool, dispatcher: Dispatcher,
+                                                                           clock: Clock) -> None:
+    task = await create(pool, clock.now, cron="* * * * *", catch_up="all")
+    back = T0 + 2 * MIN + timedelta(seconds=20)
+    [first] = await tick(dispatcher, clock, back)
+    trig = await store.trigger_task(pool, uuid.UUID(task["id"]), back)
+    [triggered] = await tick(dispatcher, clock, back)
+    assert str(triggered["id"]) == trig["id"]
+    await finish(pool, first, back + timedelta(seconds=1))
+    assert not await tick(dispatcher, clock, back + timedelta(seconds=1)), "the replay waits for the triggered run"
+    await finish(pool, triggered, back + timedelta(seconds=2))
+    [replay] = await tick(dispatcher, clock, back + timedelta(seconds=2))
+    assert replay["scheduled_for"] == T0 + MIN and replay["reason"] == "catch_up"
+    assert not [r for r in await runs_of(pool, task) if r["state"] == "skipped"]
 
 
 async def test_paused_slot_is_recorded_and_resume_replans(pool: asyncpg.Pool, dispatcher: Dispatcher,
