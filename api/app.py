@@ -185,7 +185,8 @@ async def create_task(request: web.Request) -> web.Response:
     spec, errors = validate_create(body, header_key=request.headers.get("Idempotency-Key"))
     if spec is None:
         raise invalid(errors)
-    [(task, created)] = await store.create_tasks(request.app[POOL], [spec], timeutil.utcnow())
+    [(task, created)] = await store.create_tasks(request.app[POOL], [spec], timeutil.utcnow(),
+                                                 request.app[SETTINGS].lease_s)
     request.app[METRICS]["created"].inc(1 if created else 0)
     return _json(task, status=201 if created else 200,
                  headers={"Location": f"/api/tasks/{task['id']}"})
@@ -195,7 +196,7 @@ async def create_batch(request: web.Request) -> web.Response:
     specs, errors = validate_batch(await _body(request))
     if errors:
         raise invalid(errors)
-    results = await store.create_tasks(request.app[POOL], specs, timeutil.utcnow())
+    results = await store.create_tasks(request.app[POOL], specs, timeutil.utcnow(), request.app[SETTINGS].lease_s)
     request.app[METRICS]["created"].inc(sum(1 for _, c in results if c))
     return _json({"tasks": [t for t, _ in results]}, status=201)
 
@@ -205,12 +206,13 @@ async def list_tasks(request: web.Request) -> web.Response:
     page = await store.list_tasks(
         request.app[POOL], state=_choice(request, "state", TASK_STATES),
         type_=request.query.get("type"), queue=request.query.get("queue"),
-        name=request.query.get("name"), limit=_limit(request), cursor=_cursor(request))
+        name=request.query.get("name"), limit=_limit(request), cursor=_cursor(request),
+        lease_s=request.app[SETTINGS].lease_s)
     return _json({"tasks": page.items, "next_cursor": page.next_cursor})
 
 
 async def get_task(request: web.Request) -> web.Response:
-    task = await store.get_task(request.app[POOL], _uuid(request))
+    task = await store.get_task(request.app[POOL], _uuid(request), request.app[SETTINGS].lease_s)
     if task is None:
         raise not_found("task with that id")
     return _json(task)
@@ -264,7 +266,7 @@ async def list_runs(request: web.Request) -> web.Response:
 
 
 async def get_run(request: web.Request) -> web.Response:
-    run = await store.get_run(request.app[POOL], _uuid(request))
+    run = await store.get_run(request.app[POOL], _uuid(request), request.app[SETTINGS].lease_s)
     if run is None:
         raise not_found("run with that id")
     return _json(run)

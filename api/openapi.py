@@ -8,7 +8,8 @@ from typing import Any
 
 from aiohttp import web
 
-from skiplock import __version__
+from skiplock.api.waiting import REASONS
+from skiplock.common.version import __version__
 
 TS = {"type": "string", "format": "date-time", "description": "RFC 3339 with an explicit offset"}
 NTS = {**TS, "nullable": True}
@@ -74,7 +75,13 @@ def spec() -> dict[str, Any]:
             "scheduled_for": TS, "due_at": NTS, "started_at": NTS, "finished_at": NTS,
             "duration_ms": {"type": "integer", "nullable": True},
             "worker_id": {"type": "string", "nullable": True},
-            "result": {"nullable": True}, "error": {"type": "string", "nullable": True}}},
+            "result": {"nullable": True}, "error": {"type": "string", "nullable": True},
+            "waiting": {"allOf": [_ref("Waiting")], "nullable": True,
+                        "description": "why a pending run has not started; null unless pending"}}},
+        "Waiting": {"type": "object", "required": ["reason", "detail", "until"], "properties": {
+            "reason": {"type": "string", "enum": list(REASONS)},
+            "detail": {"type": "string"},
+            "until": {"type": "string", "format": "date-time", "nullable": True}}},
         "Task": {"type": "object", "properties": {
             "id": {"type": "string"}, "name": {"type": "string"}, "type": {"type": "string"},
             "payload": {"type": "object"}, "queue": {"type": "string"}, "priority": {"type": "integer"},
@@ -87,7 +94,11 @@ def spec() -> dict[str, Any]:
             "retry_jitter": {"type": "boolean"}, "idempotency_key": {"type": "string", "nullable": True},
             "quarantined": {"type": "boolean"}, "lost_runs": {"type": "integer"},
             "created_at": TS, "updated_at": TS,
-            "last_run": {"allOf": [_ref("Run")], "nullable": True}}},
+            "last_run": {"allOf": [_ref("Run")], "nullable": True},
+            "waiting": {"allOf": [_ref("Waiting")], "nullable": True,
+                        "description": "why the task's next (pending) run has not started"},
+            "warnings": {"type": "array", "items": {"type": "string"},
+                         "description": "on create only: things worth knowing, e.g. no worker handles the type"}}},
         "Worker": {"type": "object", "properties": {
             "id": {"type": "string"}, "name": {"type": "string"}, "host": {"type": "string"},
             "types": {"type": "array", "items": {"type": "string"}},

@@ -12,6 +12,7 @@ from typing import Any
 
 import asyncpg
 
+from skiplock.api import waiting
 from skiplock.api.validation import TaskSpec
 from skiplock.api.views import decode_cursor, encode_cursor, run_view, task_view
 from skiplock.common import timeutil
@@ -49,7 +50,8 @@ def _spec_record(spec: TaskSpec, task_id: uuid.UUID) -> dict[str, Any]:
 
 
 @retry_conflicts
-async def create_tasks(pool: asyncpg.Pool, specs: list[TaskSpec], now: datetime) -> list[tuple[dict[str, Any], bool]]:
+async def create_tasks(pool: asyncpg.Pool, specs: list[TaskSpec], now: datetime,
+                       lease_s: float = 10.0) -> list[tuple[dict[str, Any], bool]]:
     """Create tasks and their first runs, all or nothing. Returns (task, created) in order;
     `created` is False where an idempotency key matched an existing task."""
     ids: list[uuid.UUID] = []
@@ -89,43 +91,52 @@ async def create_tasks(pool: asyncpg.Pool, specs: list[TaskSpec], now: datetime)
             runs.append(NewRun(task_id=tid, attempt=1, type=spec.type, queue=spec.queue,
                                priority=spec.priority, scheduled_for=fire, due_at=max(fire, now)))
         await insert_runs(conn, runs, now)
-    earlier = await get_tasks(pool, list(existing.values())) if existing else {}
+    earlier = await get_tasks(pool, list(existing.values()), lease_s=lease_s) if existing else {}
+    fleet = await waiting.fleet(pool, now, lease_s)
+    warnings = waiting.create_warnings((by_id[t].type for t in inserted), fleet)
     out: list[tuple[dict[str, Any], bool]] = []
     seen: set[uuid.UUID] = set()
     for tid, spec in zip(ids, specs, strict=True):
         if tid in inserted:
-            out.append((_fresh_view(tid, by_id[tid], now, max(fires[tid], now)), tid not in seen))
+            view = _fresh_view(tid, by_id[tid], now, max(fires[tid], now), fleet)
+            view["warnings"] = warnings.get(spec.type, [])
+            out.append((view, tid not in seen))
             seen.add(tid)
         else:  # the key belongs to a task created earlier
             out.append((earlier[existing[spec.idempotency_key or ""]], False))
     return out
 
 
-def _fresh_view(tid: uuid.UUID, spec: TaskSpec, now: datetime, due: datetime) -> dict[str, Any]:
+def _fresh_view(tid: uuid.UUID, spec: TaskSpec, now: datetime, due: datetime, fleet: waiting.Fleet) -> dict[str, Any]:
     row = {
         "id": tid, "status": TaskStatus.ACTIVE.value, "has_running": False, "next_due": due,
-        "lost_runs": 0, "created_at": now, "updated_at": now,
+        "lost_runs": 0, "created_at": now, "updated_at": now, "pending_due": due, "pending_reason": "schedule",
         **{k: v for k, v in _spec_record(spec, tid).items() if k not in ("id", "request_hash")},
     }
     row["run_at"] = spec.run_at
-    return task_view(row, None)
+    return task_view(row, None, waiting.task_waiting(row, fleet, now))
 
 
-async def _with_last_runs(conn: asyncpg.Connection | asyncpg.Pool, rows: list[asyncpg.Record]) -> list[dict[str, Any]]:
+async def _with_last_runs(conn: asyncpg.Connection | asyncpg.Pool, rows: list[asyncpg.Record],
+                          lease_s: float) -> list[dict[str, Any]]:
     if not rows:
         return []
     last = {r["task_id"]: r for r in await conn.fetch(query("last_runs"), [r["id"] for r in rows])}
-    return [task_view(r, last.get(r["id"])) for r in rows]
+    now = timeutil.utcnow()
+    fleet = await waiting.fleet(conn, now, lease_s)
+    return [task_view(r, last.get(r["id"]), waiting.task_waiting(r, fleet, now)) for r in rows]
 
 
-async def get_tasks(pool: asyncpg.Pool | asyncpg.Connection, ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
-    """Task views by id, in two queries whatever the number."""
+async def get_tasks(pool: asyncpg.Pool | asyncpg.Connection, ids: list[uuid.UUID],
+                    lease_s: float = 10.0) -> dict[uuid.UUID, dict[str, Any]]:
+    """Task views by id, in three queries whatever the number."""
     rows = await pool.fetch(query("get_tasks"), ids)
-    return {r["id"]: v for r, v in zip(rows, await _with_last_runs(pool, rows), strict=True)}
+    return {r["id"]: v for r, v in zip(rows, await _with_last_runs(pool, rows, lease_s), strict=True)}
 
 
-async def get_task(pool: asyncpg.Pool | asyncpg.Connection, task_id: uuid.UUID) -> dict[str, Any] | None:
-    return (await get_tasks(pool, [task_id])).get(task_id)
+async def get_task(pool: asyncpg.Pool | asyncpg.Connection, task_id: uuid.UUID,
+                   lease_s: float = 10.0) -> dict[str, Any] | None:
+    return (await get_tasks(pool, [task_id], lease_s)).get(task_id)
 
 
 STATE_FILTERS: dict[str, tuple[list[str], bool | None]] = {
@@ -139,33 +150,40 @@ STATE_FILTERS: dict[str, tuple[list[str], bool | None]] = {
 
 
 async def list_tasks(pool: asyncpg.Pool, *, state: str | None, type_: str | None, queue: str | None,
-                     name: str | None, limit: int, cursor: str | None) -> Page:
+                     name: str | None, limit: int, cursor: str | None, lease_s: float = 10.0) -> Page:
     after = decode_cursor(cursor) if cursor else (None, None)
     statuses, running = STATE_FILTERS[state] if state else (None, None)
     rows = await pool.fetch(query("list_tasks"), after[0], after[1], type_, queue, name, statuses,
                             running, limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
-    items = await _with_last_runs(pool, rows)
+    items = await _with_last_runs(pool, rows, lease_s)
     nxt = encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None
     return Page(items, nxt)
 
 
 async def list_runs(pool: asyncpg.Pool, *, state: str | None, type_: str | None,
                     task_id: uuid.UUID | None, worker_id: str | None, limit: int,
-                    cursor: str | None) -> Page:
+                    cursor: str | None, lease_s: float = 10.0) -> Page:
     after = decode_cursor(cursor) if cursor else (None, None)
     rows = await pool.fetch(query("list_runs"), after[0], after[1], state, type_, task_id,
                             worker_id, limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
     nxt = encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None
-    return Page([run_view(r) for r in rows], nxt)
+    return Page(await _run_views(pool, rows, lease_s), nxt)
 
 
-async def get_run(pool: asyncpg.Pool, run_id: uuid.UUID) -> dict[str, Any] | None:
+async def _run_views(pool: asyncpg.Pool | asyncpg.Connection, rows: list[asyncpg.Record],
+                     lease_s: float) -> list[dict[str, Any]]:
+    now = timeutil.utcnow()
+    fleet = await waiting.fleet(pool, now, lease_s) if any(r["state"] == "pending" for r in rows) else None
+    return [run_view(r, waiting.run_waiting(r, r["task_status"], fleet, now) if fleet else None) for r in rows]
+
+
+async def get_run(pool: asyncpg.Pool, run_id: uuid.UUID, lease_s: float = 10.0) -> dict[str, Any] | None:
     row = await pool.fetchrow(query("get_run"), run_id)
-    return run_view(row) if row is not None else None
+    return (await _run_views(pool, [row], lease_s))[0] if row is not None else None
 
 
 LIVE = (TaskStatus.ACTIVE, TaskStatus.PAUSED, TaskStatus.QUARANTINED)
@@ -236,7 +254,8 @@ async def trigger_task(pool: asyncpg.Pool, task_id: uuid.UUID, now: datetime) ->
         if not await insert_runs(conn, [run], now):
             raise Conflict("a trigger for this instant already exists; try again")
         row = await conn.fetchrow(query("get_run"), run.id)
-    return run_view(row)
+        [view] = await _run_views(conn, [row], 10.0)
+    return view
 
 
 @retry_conflicts

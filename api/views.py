@@ -15,7 +15,7 @@ from skiplock.common.states import TaskStatus, task_state
 PREVIEW = 5
 
 
-def run_view(r: Mapping[str, Any]) -> dict[str, Any]:
+def run_view(r: Mapping[str, Any], waiting: dict[str, Any] | None = None) -> dict[str, Any]:
     started, finished = r["started_at"], r["finished_at"]
     duration = (
         round((finished - started).total_seconds() * 1000) if started and finished else None
@@ -37,6 +37,7 @@ def run_view(r: Mapping[str, Any]) -> dict[str, Any]:
         "worker_id": r["worker_id"],
         "result": r["result"],
         "error": r["error"],
+        "waiting": waiting,
     }
 
 
@@ -45,7 +46,8 @@ def _infinite(value: Any) -> bool:
     return isinstance(value, datetime) and value.year == 9999
 
 
-def task_view(t: Mapping[str, Any], last_run: Mapping[str, Any] | None) -> dict[str, Any]:
+def task_view(t: Mapping[str, Any], last_run: Mapping[str, Any] | None,
+              waiting: dict[str, Any] | None = None) -> dict[str, Any]:
     status = t["status"]
     next_due = t["next_due"] if status == TaskStatus.ACTIVE else None
     next_runs: list[str | None] = []
@@ -80,6 +82,7 @@ def task_view(t: Mapping[str, Any], last_run: Mapping[str, Any] | None) -> dict[
         "created_at": timeutil.iso(t["created_at"]),
         "updated_at": timeutil.iso(t["updated_at"]),
         "last_run": run_view(last_run) if last_run is not None else None,
+        "waiting": waiting,
     }
 
 

@@ -1,3 +1,5 @@
 """skiplock: a distributed task scheduler on PostgreSQL."""
 
-__version__ = "0.1.0"
+from skiplock.common.version import __version__
+
+__all__ = ["__version__"]

@@ -286,12 +286,17 @@ ORDER BY connected_at, id;
 
 
 -- name: get_tasks
+-- Tasks by id, with what their view derives: the next finite due time, whether a run is
+-- going, and the earliest pending run (for `waiting`).
 SELECT t.*,
        (SELECT min(due_at) FROM skiplock_runs p
          WHERE p.task_id = t.id AND p.state = 'pending' AND p.due_at < 'infinity') AS next_due,
        EXISTS (SELECT 1 FROM skiplock_runs q
-                WHERE q.task_id = t.id AND q.state = 'running') AS has_running
+                WHERE q.task_id = t.id AND q.state = 'running') AS has_running,
+       pr.pending_due, pr.pending_reason
 FROM skiplock_tasks t
+LEFT JOIN LATERAL (SELECT p.due_at AS pending_due, p.reason AS pending_reason FROM skiplock_runs p
+                   WHERE p.task_id = t.id AND p.state = 'pending' ORDER BY p.due_at LIMIT 1) pr ON true
 WHERE t.id = ANY($1::uuid[]);
 
 -- name: list_tasks
@@ -300,8 +305,11 @@ SELECT t.*,
        (SELECT min(due_at) FROM skiplock_runs p
          WHERE p.task_id = t.id AND p.state = 'pending' AND p.due_at < 'infinity') AS next_due,
        EXISTS (SELECT 1 FROM skiplock_runs q
-                WHERE q.task_id = t.id AND q.state = 'running') AS has_running
+                WHERE q.task_id = t.id AND q.state = 'running') AS has_running,
+       pr.pending_due, pr.pending_reason
 FROM skiplock_tasks t
+LEFT JOIN LATERAL (SELECT p.due_at AS pending_due, p.reason AS pending_reason FROM skiplock_runs p
+                   WHERE p.task_id = t.id AND p.state = 'pending' ORDER BY p.due_at LIMIT 1) pr ON true
 WHERE ($1::timestamptz IS NULL OR (t.created_at, t.id) < ($1, $2::uuid))
   AND ($3::text IS NULL OR t.type = $3)
   AND ($4::text IS NULL OR t.queue = $4)
@@ -319,11 +327,13 @@ WHERE task_id = ANY($1::uuid[])
 ORDER BY task_id, seq DESC;
 
 -- name: get_run
-SELECT * FROM skiplock_runs WHERE id = $1;
+-- One run, with its task's status (for `waiting`).
+SELECT r.*, t.status AS task_status FROM skiplock_runs r JOIN skiplock_tasks t ON t.id = r.task_id WHERE r.id = $1;
 
 -- name: list_runs
-SELECT *
-FROM skiplock_runs r
+-- Newest first; keyset paging on (created_at, id), filters after; with each run's task status.
+SELECT r.*, t.status AS task_status
+FROM skiplock_runs r JOIN skiplock_tasks t ON t.id = r.task_id
 WHERE ($1::timestamptz IS NULL OR (r.created_at, r.id) < ($1, $2::uuid))
   AND ($3::text IS NULL OR r.state = $3)
   AND ($4::text IS NULL OR r.type = $4)

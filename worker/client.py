@@ -27,10 +27,10 @@ from typing import Any
 import aiohttp
 import grpc
 
-from skiplock import __version__
 from skiplock.common import logs
 from skiplock.common.config import WorkerSettings
 from skiplock.common.errors import ConfigError, SkiplockError
+from skiplock.common.version import __version__
 from skiplock.proto import skiplock_pb2 as pb
 from skiplock.proto import skiplock_pb2_grpc as pb_grpc
 from skiplock.worker import executors, netguard

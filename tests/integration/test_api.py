@@ -294,3 +294,42 @@ async def test_concurrent_creates_with_one_idempotency_key_make_one_task(db_url:
     assert {t["id"] for _, t, _ in results} == {results[0][1]["id"]}
     assert await pool.fetchval("SELECT count(*) FROM skiplock_tasks") == 1
     assert await pool.fetchval("SELECT count(*) FROM skiplock_runs") == 1
+
+
+async def _worker_row(pool: asyncpg.Pool, types: list[str], slots: int = 2, running: int = 0) -> None:
+    await pool.execute(
+        "INSERT INTO skiplock_workers (id, name, host, types, queues, slots, running, coordinator_id) "
+        "VALUES ($1, $1, 'h', $2, '{}', $3, $4, 'c')", f"w-{'-'.join(types)}", types, slots, running)
+
+
+async def test_a_typo_in_the_type_is_warned_about_and_its_run_says_why_it_waits(api: Client,
+                                                                               pool: asyncpg.Pool) -> None:
+    await _worker_row(pool, ["email", "http"])
+    status, typo, _ = await api("POST", "/api/tasks", {"type": "emial"})
+    assert status == 201 and len(typo["warnings"]) == 1 and "'emial'" in typo["warnings"][0]
+    assert typo["waiting"]["reason"] == "no_worker"
+    status, fine, _ = await api("POST", "/api/tasks", {"type": "email"})
+    assert status == 201 and fine["warnings"] == []
+    status, body, _ = await api("POST", "/api/tasks/batch", {"tasks": [{"type": "email"}, {"type": "emial"}]})
+    assert [bool(t["warnings"]) for t in body["tasks"]] == [False, True]
+    _, runs, _ = await api("GET", f"/api/tasks/{typo['id']}/runs")
+    assert runs["runs"][0]["waiting"]["reason"] == "no_worker" and "emial" in runs["runs"][0]["waiting"]["detail"]
+    _, one, _ = await api("GET", f"/api/runs/{runs['runs'][0]['id']}")
+    assert one["waiting"] == runs["runs"][0]["waiting"]
+    _, got, _ = await api("GET", f"/api/tasks/{typo['id']}")
+    assert got["waiting"]["reason"] == "no_worker"
+
+
+async def test_waiting_names_the_first_reason_that_applies(api: Client, pool: asyncpg.Pool) -> None:
+    await _worker_row(pool, ["email"], slots=1, running=1)
+    _, later, _ = await api("POST", "/api/tasks", {"type": "email", "delay_s": 3600})
+    assert later["waiting"]["reason"] == "not_due" and later["waiting"]["until"] == later["next_run_at"]
+    _, busy, _ = await api("POST", "/api/tasks", {"type": "email"})
+    assert busy["waiting"]["reason"] == "no_worker" and "busy" in busy["waiting"]["detail"]
+    status, paused, _ = await api("POST", f"/api/tasks/{later['id']}/pause")
+    assert status == 200 and paused["waiting"]["reason"] == "task_paused" and paused["waiting"]["until"] is None
+    _, runs, _ = await api("GET", f"/api/tasks/{later['id']}/runs")
+    assert runs["runs"][0]["waiting"]["reason"] == "task_paused", "paused beats not_due"
+    await api("DELETE", f"/api/tasks/{busy['id']}")
+    _, runs, _ = await api("GET", f"/api/tasks/{busy['id']}/runs")
+    assert runs["runs"][0]["state"] == "cancelled" and runs["runs"][0]["waiting"] is None

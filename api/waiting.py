@@ -1,0 +1,106 @@
+"""Why a pending run is not running yet (`waiting`), and what a create should warn about.
+
+Derived at read time from the run, its task and the connected workers, so the hot path
+writes nothing for it. The reasons and their order are the contract's: when several apply,
+the first of task_paused, queue_paused, not_due, backoff, overlap, no_worker, concurrency,
+rate_limit wins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from skiplock.common import timeutil
+from skiplock.common.states import TaskStatus
+from skiplock.sql import query
+
+REASONS = ("task_paused", "queue_paused", "not_due", "backoff", "overlap", "no_worker", "concurrency", "rate_limit")
+
+
+@dataclass(frozen=True)
+class Taker:
+    types: frozenset[str]
+    queues: frozenset[str]  # empty: every queue
+    free: int
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """The connected workers as the claim sees them: what each takes, and its free slots."""
+
+    takers: tuple[Taker, ...]
+
+    def for_run(self, type_: str, queue: str) -> list[Taker]:
+        return [t for t in self.takers if type_ in t.types and (not t.queues or queue in t.queues)]
+
+    def advertises(self, type_: str) -> bool:
+        return any(type_ in t.types for t in self.takers)
+
+
+async def fleet(conn: asyncpg.Pool | asyncpg.Connection, now: datetime, lease_s: float) -> Fleet:
+    rows = await conn.fetch(query("list_workers"), now - timedelta(seconds=lease_s))
+    return Fleet(tuple(Taker(frozenset(r["types"]), frozenset(r["queues"]),
+                             0 if r["draining"] else max(0, r["slots"] - r["running"])) for r in rows))
+
+
+def _wait(reason: str, detail: str, until: datetime | None = None) -> dict[str, Any]:
+    return {"reason": reason, "detail": detail, "until": timeutil.iso(until)}
+
+
+def _infinite(value: datetime) -> bool:
+    return value.year == 9999
+
+
+def waiting(*, state: str, due_at: datetime | None, reason: str, type_: str, queue: str, task_status: str,
+            fleet: Fleet, now: datetime) -> dict[str, Any] | None:
+    """`waiting` of one run (None unless it is pending)."""
+    if state != "pending" or due_at is None:
+        return None
+    if task_status == TaskStatus.QUARANTINED:
+        return _wait("task_paused", "the task was parked after its runs kept losing their workers; resume it")
+    if task_status == TaskStatus.PAUSED:
+        return _wait("task_paused", "the task is paused; POST /api/tasks/{id}/resume to let it run")
+    if not _infinite(due_at) and due_at > now:
+        if reason == "retry":
+            return _wait("backoff", "a retry, waiting out its backoff", due_at)
+        return _wait("not_due", "scheduled for later", due_at)
+    if _infinite(due_at):
+        what = "catch-up replays run one at a time" if reason == "catch_up" else "overlap=queue"
+        return _wait("overlap", f"waits for the task's run in progress to end ({what})")
+    takers = fleet.for_run(type_, queue)
+    if not takers:
+        return _wait("no_worker", f"no connected worker takes type {type_!r} on queue {queue!r}"
+                     + ("" if fleet.advertises(type_) else f"; none advertises {type_!r} at all"))
+    if not any(t.free for t in takers):
+        return _wait("no_worker", f"all {len(takers)} connected worker(s) that take type {type_!r} are busy or "
+                     "draining; it starts when a slot frees")
+    return _wait("no_worker", "due now; being handed to a worker with a free slot")
+
+
+def run_waiting(r: Mapping[str, Any], task_status: str, fleet: Fleet, now: datetime) -> dict[str, Any] | None:
+    return waiting(state=r["state"], due_at=r["due_at"], reason=r["reason"], type_=r["type"], queue=r["queue"],
+                   task_status=task_status, fleet=fleet, now=now)
+
+
+def task_waiting(t: Mapping[str, Any], fleet: Fleet, now: datetime) -> dict[str, Any] | None:
+    """`waiting` of a task whose next run is pending (its earliest pending run)."""
+    if t["pending_due"] is None or t["status"] not in (TaskStatus.ACTIVE, TaskStatus.PAUSED, TaskStatus.QUARANTINED):
+        return None
+    return waiting(state="pending", due_at=t["pending_due"], reason=t["pending_reason"], type_=t["type"],
+                   queue=t["queue"], task_status=t["status"], fleet=fleet, now=now)
+
+
+def create_warnings(types: Iterable[str], fleet: Fleet) -> dict[str, list[str]]:
+    """Per type: what a user should hear at create time (a typo'd type waits forever)."""
+    out: dict[str, list[str]] = {}
+    for t in set(types):
+        if not fleet.advertises(t):
+            out[t] = [f"no connected worker handles type {t!r}: its runs wait (pending) until one does; "
+                      "check the spelling, or start a worker that has it (--import MODULE for custom types, "
+                      "--allow-shell for shell)"]
+    return out
