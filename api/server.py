@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 
 from aiohttp import web
+from aiohttp.http_exceptions import BadHttpMessage
 
 from skiplock.api.app import create_app
 from skiplock.common import db, logs
@@ -15,7 +17,20 @@ from skiplock.common.errors import AddressInUse
 log = logs.get("skiplock.api")
 
 
+class _BadRequestsAreWarnings(logging.Filter):
+    """aiohttp logs a request it cannot parse (a client's fault) at ERROR with a traceback;
+    that is one warning line here."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, BadHttpMessage):
+            log.warning("malformed_request", error=f"{type(exc).__name__}: {exc.message}")
+            return False
+        return True
+
+
 async def run_api(settings: ApiSettings, *, migrate: bool = True) -> None:
+    logging.getLogger("aiohttp.server").addFilter(_BadRequestsAreWarnings())
     await db.prepare(settings.database_url, with_migrations=migrate)
     app = create_app(settings)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=10)
