@@ -176,6 +176,17 @@ def yoyo_url(url: str) -> str:
     return urlunsplit(parts._replace(scheme="postgresql+psycopg"))
 
 
+def single_host_url(url: str, host: str, port: int) -> str:
+    """`url` pointed at one server. yoyo's URI parser takes one host, while libpq and asyncpg
+    take the lists an HA pair is addressed with (`db1:5432,db2:5432?target_session_attrs=
+    read-write`): migrations go to the server libpq picked from the list."""
+    parts = urlsplit(url)
+    userinfo = parts.netloc.rpartition("@")[0]
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    query = "&".join(q for q in parts.query.split("&") if q and not q.startswith("target_session_attrs="))
+    return urlunsplit(parts._replace(netloc=f"{userinfo}@{where}" if userinfo else where, query=query))
+
+
 def apply_migrations(url: str) -> list[str]:
     """Apply pending migrations; several services starting together serialise on an
     advisory lock, so exactly one applies each migration. Returns the ids applied."""
@@ -185,7 +196,10 @@ def apply_migrations(url: str) -> list[str]:
     with psycopg.connect(url, autocommit=True, connect_timeout=int(CONNECT_TIMEOUT_S)) as lock_conn:
         lock_conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_ID,))
         try:
-            backend = get_backend(yoyo_url(url))
+            # The server libpq chose (the primary of a host list) is where yoyo must go too.
+            info = lock_conn.info
+            target = single_host_url(url, info.host, info.port) if info.host and "," in url else url
+            backend = get_backend(yoyo_url(target))
             try:
                 migrations = read_migrations(str(migrations_dir()))
                 pending = backend.to_apply(migrations)

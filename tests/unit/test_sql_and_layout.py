@@ -118,3 +118,11 @@ def test_python_states_mirror_the_sql_checks() -> None:
 
     assert check("state") == {s.value for s in RunState}
     assert check("status") == {s.value for s in TaskStatus}
+
+
+def test_a_host_list_url_is_pointed_at_the_chosen_server_for_migrations() -> None:
+    from skiplock.common.db import single_host_url
+
+    url = "postgresql://app:pw@db1:5432,db2:5433/skiplock?target_session_attrs=read-write&sslmode=prefer"
+    assert single_host_url(url, "db2", 5433) == "postgresql://app:pw@db2:5433/skiplock?sslmode=prefer"
+    assert single_host_url("postgresql://db1,db2/x", "fe80::1", 5432) == "postgresql://[fe80::1]:5432/x"
