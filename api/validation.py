@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from skiplock.api.problems import FieldError
-from skiplock.common import timeutil
+from skiplock.common import secrets, timeutil
 
 TYPE_RE = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
 QUEUE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
@@ -126,14 +126,17 @@ def _string(errs: Errors, path: str, v: Any, *, lo: int = 1, hi: int = 200) -> s
 
 
 def _str_map(errs: Errors, path: str, v: Any, *, header_names: bool = False) -> None:
+    """An object of strings, or of secret references ({"secret": "NAME"})."""
     if not isinstance(v, dict):
         errs.add(path, "must be an object of string values")
         return
     for k, val in v.items():
         if header_names and not HEADER_NAME_RE.match(k):
             errs.add(f"{path}.{k}", "is not a valid header name")
+        if secrets.is_ref(val):
+            continue  # checked with every other reference in _storable
         if not isinstance(val, str):
-            errs.add(f"{path}.{k}", "must be a string")
+            errs.add(f"{path}.{k}", 'must be a string or {"secret": "NAME"}')
         elif header_names and ("\r" in val or "\n" in val):
             errs.add(f"{path}.{k}", "must not contain line breaks")
 
@@ -168,7 +171,7 @@ def validate_http_payload(errs: Errors, path: str, p: dict[str, Any]) -> None:
         _str_map(errs, f"{path}.headers", p["headers"], header_names=True)
     if "json" in p and "body" in p:
         errs.add(f"{path}.body", "give either json or body, not both")
-    if "body" in p and not isinstance(p["body"], str):
+    if "body" in p and not isinstance(p["body"], str) and not secrets.is_ref(p["body"]):
         errs.add(f"{path}.body", "must be a string (use json for a JSON document)")
     if "timeout_s" in p:
         _number(errs, f"{path}.timeout_s", p["timeout_s"], lo=0, hi=MAX_TIMEOUT_S, lo_open=True)
@@ -203,9 +206,13 @@ def validate_shell_payload(errs: Errors, path: str, p: dict[str, Any]) -> None:
 
 
 def _storable(errs: Errors, path: str, value: Any, depth: int = 0) -> None:
-    """PostgreSQL text and jsonb cannot hold NUL characters; bound the nesting too."""
+    """PostgreSQL text and jsonb cannot hold NUL characters; bound the nesting too. Secret
+    references must name a secret the way workers' variables can."""
     if depth > MAX_DEPTH:
         errs.add(path, f"is nested more than {MAX_DEPTH} levels deep")
+    elif secrets.is_ref(value) and not secrets.valid_ref(value):
+        errs.add(path, f"a secret reference needs a name matching {secrets.NAME_RE.pattern} "
+                       f"(the worker reads {secrets.ENV_PREFIX}<NAME>)")
     elif isinstance(value, str):
         if "\x00" in value:
             errs.add(path, "must not contain NUL (\\u0000) characters")

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from skiplock.common import timeutil
+from skiplock.common import secrets, timeutil
 from skiplock.common.states import TaskStatus, task_state
 
 PREVIEW = 5
@@ -60,7 +60,7 @@ def task_view(t: Mapping[str, Any], last_run: Mapping[str, Any] | None,
         "id": str(t["id"]),
         "name": t["name"],
         "type": t["type"],
-        "payload": t["payload"],
+        "payload": secrets.redact_headers(t["payload"]) if t["type"] == "http" else t["payload"],
         "queue": t["queue"],
         "priority": t["priority"],
         "run_at": timeutil.iso(t["run_at"]),

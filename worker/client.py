@@ -27,7 +27,7 @@ from typing import Any
 import aiohttp
 import grpc
 
-from skiplock.common import logs
+from skiplock.common import logs, secrets
 from skiplock.common.config import WorkerSettings
 from skiplock.common.errors import ConfigError, SkiplockError
 from skiplock.common.version import __version__
@@ -141,9 +141,11 @@ class Worker:
             if hold > 0:  # claimed a little early: start on time, not before
                 await asyncio.sleep(hold)
             started = time.time()
-            payload = json.loads(a.payload_json) if a.payload_json else {}
+            payload = secrets.resolve(json.loads(a.payload_json) if a.payload_json else {}, os.environ)
             async with asyncio.timeout(a.timeout_s):
                 outcome = await self._dispatch(a, payload, rlog)
+        except secrets.MissingSecret as exc:
+            outcome = Outcome("failed", None, str(exc), retryable=False)
         except TimeoutError:
             outcome = Outcome("failed", None, f"timed out after {a.timeout_s:g}s (timeout_s)", retryable=True)
         except asyncio.CancelledError:

@@ -64,3 +64,40 @@ async def test_admin_rpcs_need_a_token_when_the_cluster_has_one(cluster: Cluster
     assert "skiplock.v1.Admin" in listed.stdout.split()
     health = await asyncio.to_thread(_grpcurl, coord.port, "grpc.health.v1.Health/Check")
     assert json.loads(health.stdout) == {"status": "SERVING"}
+
+
+async def test_secrets_are_resolved_on_the_worker_and_never_stored_or_returned(cluster: Cluster, webhook) -> None:  # type: ignore[no-untyped-def]
+    import asyncpg
+
+    await cluster.api()
+    await cluster.coordinator()
+    await cluster.worker(name="w", env={"SKIPLOCK_SECRET_PARTNER_TOKEN": "tok-live-8c1f"})
+    status, task = await cluster.request("POST", "/api/tasks", {"type": "http", "payload": {
+        "url": webhook.url("/with-secret"), "headers": {"Authorization": {"secret": "PARTNER_TOKEN"}},
+        "json": {"token": {"secret": "PARTNER_TOKEN"}}}})
+    assert status == 201
+    assert (await cluster.wait_task(task["id"]))["state"] == "succeeded"
+    [hit] = webhook.on("/with-secret")
+    assert hit.headers["Authorization"] == "tok-live-8c1f" and json.loads(hit.body) == {"token": "tok-live-8c1f"}
+    conn = await asyncpg.connect(cluster.db_url)
+    try:
+        stored = await conn.fetchval("SELECT payload::text FROM skiplock_tasks WHERE id = $1::uuid", task["id"])
+    finally:
+        await conn.close()
+    assert "tok-live-8c1f" not in stored
+    _, read = await cluster.request("GET", f"/api/tasks/{task['id']}")
+    assert read["payload"]["headers"]["Authorization"] == {"secret": "PARTNER_TOKEN"}
+    # A credential given in clear is sent as given but shown as *** by every read.
+    status, clear = await cluster.request("POST", "/api/tasks", {"type": "http", "payload": {
+        "url": webhook.url("/in-clear"), "headers": {"Authorization": "Bearer clear-value", "X-Trace": "t1"}}})
+    assert status == 201 and clear["payload"]["headers"] == {"Authorization": "***", "X-Trace": "t1"}
+    await cluster.wait_task(clear["id"])
+    assert webhook.on("/in-clear")[0].headers["Authorization"] == "Bearer clear-value"
+    _, listed = await cluster.request("GET", "/api/tasks?type=http")
+    assert all("clear-value" not in json.dumps(t) for t in listed["tasks"])
+    # A secret this worker does not have fails the run for good, saying which.
+    _, missing = await cluster.request("POST", "/api/tasks", {"type": "http", "payload": {
+        "url": webhook.url("/missing"), "headers": {"X-Key": {"secret": "NOT_SET_HERE"}}}})
+    done = await cluster.wait_task(missing["id"])
+    assert done["state"] == "failed" and "SKIPLOCK_SECRET_NOT_SET_HERE" in done["last_run"]["error"]
+    assert len(await cluster.runs(missing["id"])) == 1 and webhook.on("/missing") == []

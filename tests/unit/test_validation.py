@@ -123,3 +123,27 @@ def test_patch_names_every_wrong_field_at_once() -> None:
     assert sorted(e.field for e in errors) == ["colour", "cron", "name", "priority"]
     _, errors = validate_patch({"run_at": "tomorrow", "timeout_s": -1, "cron": "* * * * *"}, "http", None)
     assert sorted(e.field for e in errors) == ["cron", "run_at", "timeout_s"]
+
+
+def test_secret_references_are_accepted_where_values_go_and_must_be_well_named() -> None:
+    ref = {"secret": "PARTNER_TOKEN"}
+    spec, errors = validate_create({"type": "http", "payload": {
+        "url": "https://example.com", "headers": {"Authorization": ref}, "json": {"key": ref}}})
+    assert spec is not None, errors
+    _, errors = validate_create({"type": "shell", "payload": {"command": "env", "env": {"TOKEN": ref}}})
+    assert errors == []
+    _, errors = validate_create({"type": "http", "payload": {"url": "https://example.com",
+                                                             "headers": {"X-Key": {"secret": "lower-case"}}}})
+    assert [e.field for e in errors] == ["payload.headers.X-Key"]
+
+
+def test_reads_redact_credentials_given_in_clear() -> None:
+    from skiplock.common.secrets import redact_headers
+
+    payload = {"url": "https://x", "headers": {"Authorization": "Bearer abc", "Cookie": "s=1", "X-Api-Key": "k",
+                                               "X-Auth-Token": "t", "X-Client-Secret": "c", "X-Trace": "keep",
+                                               "X-Signed": {"secret": "SIGNING_KEY"}}}
+    shown = redact_headers(payload)["headers"]
+    assert shown == {"Authorization": "***", "Cookie": "***", "X-Api-Key": "***", "X-Auth-Token": "***",
+                     "X-Client-Secret": "***", "X-Trace": "keep", "X-Signed": {"secret": "SIGNING_KEY"}}
+    assert payload["headers"]["Authorization"] == "Bearer abc", "what is stored (and sent) is not changed"
