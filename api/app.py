@@ -73,9 +73,9 @@ async def problems_middleware(request: web.Request, handler: Handler) -> web.Str
     except Problem as p:
         status = p.status
         return p.response()
-    except store.NotFound:
+    except store.NotFound as exc:
         status = 404
-        return not_found("task with that id").response()
+        return not_found(exc.what).response()
     except store.Conflict as exc:
         status = 409
         return Problem(409, "Conflict", str(exc)).response()
@@ -278,6 +278,14 @@ async def list_workers(request: web.Request) -> web.Response:
     return _json({"workers": workers})
 
 
+def _drain(drain: bool) -> Handler:
+    async def handler(request: web.Request) -> web.Response:
+        return _json(await store.drain_worker(request.app[POOL], request.match_info["id"], drain, timeutil.utcnow(),
+                                              request.app[SETTINGS].lease_s))
+
+    return handler
+
+
 async def healthz(request: web.Request) -> web.Response:
     try:
         await db.probe(request.app[POOL], HEALTH_TIMEOUT_S)
@@ -360,6 +368,8 @@ def create_app(settings: ApiSettings, pool: asyncpg.Pool | None = None) -> web.A
     r.add_get("/api/runs", list_runs)
     r.add_get("/api/runs/{id}", get_run)
     r.add_get("/api/workers", list_workers)
+    r.add_post("/api/workers/{id}/drain", _drain(True))
+    r.add_post("/api/workers/{id}/undrain", _drain(False))
     r.add_get("/api/healthz", healthz)
     r.add_get("/api/openapi.json", openapi_json)
     r.add_get("/metrics", metrics)

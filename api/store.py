@@ -17,17 +17,22 @@ from skiplock.api.validation import TaskSpec
 from skiplock.api.views import decode_cursor, encode_cursor, run_view, task_view
 from skiplock.common import timeutil
 from skiplock.common.db import retry_conflicts
+from skiplock.common.errors import SkiplockError
 from skiplock.common.runs import NewRun, insert_runs
 from skiplock.common.states import TaskStatus
 from skiplock.sql import query
 
 
-class Conflict(Exception):
+class Conflict(SkiplockError):
     """The task's state does not allow this (→ 409)."""
 
 
-class NotFound(Exception):
+class NotFound(SkiplockError):
     """No task with that id (→ 404)."""
+
+    def __init__(self, what: str = "task with that id") -> None:
+        super().__init__(f"no {what}")
+        self.what = what
 
 
 @dataclass
@@ -276,15 +281,25 @@ async def patch_task(pool: asyncpg.Pool, task_id: uuid.UUID, body: Any, now: dat
     return await _view(pool, task_id)
 
 
+def _worker_view(r: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "id": r["id"], "name": r["name"], "host": r["host"], "types": list(r["types"]),
+        "queues": list(r["queues"]), "slots": r["slots"], "running": r["running"],
+        "coordinator": r["coordinator_id"], "draining": r["draining"],
+        "connected_at": timeutil.iso(r["connected_at"]),
+        "last_heartbeat_at": timeutil.iso(r["last_heartbeat_at"]),
+    }
+
+
 async def list_workers(pool: asyncpg.Pool, now: datetime, lease_s: float) -> list[dict[str, Any]]:
     rows = await pool.fetch(query("list_workers"), now - timedelta(seconds=lease_s))
-    return [
-        {
-            "id": r["id"], "name": r["name"], "host": r["host"], "types": list(r["types"]),
-            "queues": list(r["queues"]), "slots": r["slots"], "running": r["running"],
-            "coordinator": r["coordinator_id"], "draining": r["draining"],
-            "connected_at": timeutil.iso(r["connected_at"]),
-            "last_heartbeat_at": timeutil.iso(r["last_heartbeat_at"]),
-        }
-        for r in rows
-    ]
+    return [_worker_view(r) for r in rows]
+
+
+async def drain_worker(pool: asyncpg.Pool, worker_id: str, drain: bool, now: datetime,
+                       lease_s: float) -> dict[str, Any]:
+    """Drain (or undrain) a connected worker: its coordinator hears it by NOTIFY."""
+    row = await pool.fetchrow(query("drain_worker"), worker_id, drain, now - timedelta(seconds=lease_s))
+    if row is None:
+        raise NotFound("connected worker with that id")
+    return _worker_view(row)

@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     mg = sub.add_parser("migrate", help="apply database migrations and exit")
     _common_db(mg)
 
-    from skiplock.client import add_client_commands
+    from skiplock.commands import add_client_commands
 
     add_client_commands(sub)
     return parser
@@ -226,11 +226,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command in COMMANDS:
             return COMMANDS[args.command](args)
         return int(args.func(args))
-    except ConfigError as exc:
-        print(f"skiplock: {exc}", file=sys.stderr)
-        return 2
     except SkiplockError as exc:
-        print(f"skiplock: {exc}", file=sys.stderr)
-        return 1
+        if args.command in COMMANDS:
+            print(f"skiplock: {exc}", file=sys.stderr)
+        else:  # a client command: one message, JSON under --json
+            from skiplock.commands import report
+
+            report(args, exc)
+        return 2 if isinstance(exc, ConfigError) else 1
     except KeyboardInterrupt:
         return 130

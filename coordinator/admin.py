@@ -14,7 +14,7 @@ from skiplock.common import timeutil
 from skiplock.common.config import CoordinatorSettings
 from skiplock.coordinator.auth import bearer_ok
 from skiplock.coordinator.metrics import CoordinatorMetrics
-from skiplock.coordinator.registry import Registry, WorkerConn
+from skiplock.coordinator.registry import Registry
 from skiplock.proto import skiplock_pb2 as pb
 from skiplock.proto import skiplock_pb2_grpc as pb_grpc
 from skiplock.sql import query
@@ -24,7 +24,9 @@ Ctx = grpc.aio.ServicerContext
 
 class AdminService(pb_grpc.AdminServicer):
     def __init__(self, pool: asyncpg.Pool, settings: CoordinatorSettings, registry: Registry,
-                 metrics: CoordinatorMetrics, clock: Callable[[], datetime] = timeutil.utcnow) -> None:
+                 metrics: CoordinatorMetrics, set_drain: Callable[[str, bool], bool],
+                 clock: Callable[[], datetime] = timeutil.utcnow) -> None:
+        self.set_drain = set_drain
         self.pool = pool
         self.settings = settings
         self.registry = registry
@@ -80,23 +82,16 @@ class AdminService(pb_grpc.AdminServicer):
 
     async def DrainWorker(self, request: pb.DrainWorkerRequest, context: Ctx) -> pb.DrainWorkerResponse:
         await self._guard(context)
-        w = await self._connected(request.worker_id, context)
-        w.drain_requested = w.draining = True
-        w.send(pb.CoordinatorMessage(drain=pb.Drain(reason="drained by an operator", stop_taking_work=True)))
+        await self._set_drain(request.worker_id, True, context)
         return pb.DrainWorkerResponse(found=True)
 
     async def UndrainWorker(self, request: pb.DrainWorkerRequest, context: Ctx) -> pb.DrainWorkerResponse:
         await self._guard(context)
-        w = await self._connected(request.worker_id, context)
-        w.drain_requested = w.draining = False
-        w.send(pb.CoordinatorMessage(drain=pb.Drain(reason="undrained by an operator", resume_work=True)))
+        await self._set_drain(request.worker_id, False, context)
         return pb.DrainWorkerResponse(found=True)
 
-    async def _connected(self, worker_id: str, context: Ctx) -> WorkerConn:
-        w = self.registry.workers.get(worker_id)
-        if w is None:
+    async def _set_drain(self, worker_id: str, drain: bool, context: Ctx) -> None:
+        if not self.set_drain(worker_id, drain):
             await context.abort(grpc.StatusCode.NOT_FOUND,
                                 f"no worker {worker_id!r} is connected to this coordinator (ListWorkers names them "
                                 "and the coordinator each is on)")
-        assert w is not None
-        return w

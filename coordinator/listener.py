@@ -17,15 +17,18 @@ log = logs.get("skiplock.listen")
 
 WAKE = "skiplock_wake"
 CANCEL = "skiplock_cancel"
+DRAIN = "skiplock_drain"
 
 
 class Listener:
     def __init__(self, url: str, on_due: Callable[[float], None],
-                 on_cancel: Callable[[str, str | None, str], None], on_reconnect: Callable[[], None]) -> None:
+                 on_cancel: Callable[[str, str | None, str], None], on_reconnect: Callable[[], None],
+                 on_drain: Callable[[str, bool], object] | None = None) -> None:
         self.url = url
         self.on_due = on_due
         self.on_cancel = on_cancel
         self.on_reconnect = on_reconnect
+        self.on_drain = on_drain
         self.connected = asyncio.Event()
 
     def _wake(self, _c: Any, _pid: int, _channel: str, payload: str) -> None:
@@ -41,6 +44,14 @@ class Listener:
         except (ValueError, KeyError, TypeError):
             log.warning("bad_cancel_notification", payload=payload[:200])
 
+    def _drain(self, _c: Any, _pid: int, _channel: str, payload: str) -> None:
+        try:
+            msg = json.loads(payload)
+            if self.on_drain is not None:
+                self.on_drain(str(msg["worker_id"]), bool(msg["drain"]))
+        except (ValueError, KeyError, TypeError):
+            log.warning("bad_drain_notification", payload=payload[:200])
+
     async def run(self) -> None:
         backoff = 0.1
         while True:
@@ -51,6 +62,7 @@ class Listener:
                 conn.add_termination_listener(lambda _c, lost=lost: lost.set())
                 await conn.add_listener(WAKE, self._wake)
                 await conn.add_listener(CANCEL, self._cancel)
+                await conn.add_listener(DRAIN, self._drain)
                 self.connected.set()
                 self.on_reconnect()
                 backoff = 0.1

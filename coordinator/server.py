@@ -76,11 +76,11 @@ async def serve(settings: CoordinatorSettings, *, migrate: bool = True,
     sessions = WorkerSessionService(pool, settings, registry, dispatcher, results, leases, metrics)
     reaper = Reaper(pool, settings, metrics, on_reaped=dispatcher.poke)
     listener = Listener(settings.database_url, on_due=dispatcher.due_at, on_cancel=sessions.cancel,
-                        on_reconnect=dispatcher.poke)
+                        on_reconnect=dispatcher.poke, on_drain=sessions.set_drain)
 
     server = grpc.aio.server(options=GRPC_OPTIONS)
     pb_grpc.add_WorkerSessionServicer_to_server(sessions, server)
-    pb_grpc.add_AdminServicer_to_server(AdminService(pool, settings, registry, metrics), server)
+    pb_grpc.add_AdminServicer_to_server(AdminService(pool, settings, registry, metrics, sessions.set_drain), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = (

@@ -210,6 +210,20 @@ class WorkerSessionService(pb_grpc.WorkerSessionServicer):
         log.info("cancel_sent", run_id=run_id, worker_id=w.id, reason=reason)
         return True
 
+    def set_drain(self, worker_id: str, drain: bool) -> bool:
+        """An operator's drain (or undrain) of a worker connected here; False if it is not."""
+        w = self.registry.workers.get(worker_id)
+        if w is None:
+            return False
+        w.drain_requested = w.draining = drain
+        msg = (pb.Drain(reason="drained by an operator", stop_taking_work=True) if drain
+               else pb.Drain(reason="undrained by an operator", resume_work=True))
+        w.send(pb.CoordinatorMessage(drain=msg))
+        log.info("worker_drain_set", worker_id=worker_id, draining=drain)
+        if not drain:
+            self.dispatcher.poke()
+        return True
+
     async def close_all(self, reason: str) -> None:
         """Send every worker on (they reconnect elsewhere, keeping their runs) and refuse new
         sessions until `reopen`."""

@@ -277,7 +277,17 @@ SET name = EXCLUDED.name, host = EXCLUDED.host, types = EXCLUDED.types,
 UPDATE skiplock_workers SET disconnected_at = $3
 WHERE id = $1 AND coordinator_id = $2 AND disconnected_at IS NULL;
 
+-- name: drain_worker
+-- An operator drains ($2 true) or undrains a connected worker: recorded at once for reads,
+-- and told to the coordinator holding its stream (it sends the worker the Drain message).
+UPDATE skiplock_workers
+SET draining = $2::boolean
+WHERE id = $1 AND disconnected_at IS NULL AND last_heartbeat_at > $3
+RETURNING id, name, host, types, queues, slots, running, coordinator_id, connected_at, last_heartbeat_at,
+          draining, pg_notify('skiplock_drain', json_build_object('worker_id', id, 'drain', $2::boolean)::text);
+
 -- name: list_workers
+-- Connected workers: no disconnect recorded and a heartbeat within the lease ($1: the cutoff).
 SELECT id, name, host, types, queues, slots, running, coordinator_id, connected_at,
        last_heartbeat_at, draining
 FROM skiplock_workers

@@ -267,3 +267,57 @@ async def test_admin_rpcs_with_grpcurl(cluster: Cluster) -> None:
     assert [w["name"] for w in workers] == ["main-worker"]
     nobody = await asyncio.to_thread(call, "DrainWorker", '{"worker_id": "nobody"}')
     assert nobody.returncode != 0 and "NotFound" in nobody.stderr
+
+
+def _cli_json(cluster: Cluster, *args: str) -> tuple[int, dict]:
+    out = _cli(cluster, *args, "--json")
+    return out.returncode, json.loads(out.stdout)
+
+
+async def test_cli_covers_the_task_life_cycle_runs_workers_and_errors(cluster: Cluster) -> None:
+    run = asyncio.to_thread
+    rc, task = await run(_cli_json, cluster, "tasks", "create", "--type", "echo", "--name", "cli-life",
+                         "--payload", '{"n": 1}', "--priority", "5", "--max-attempts", "2", "--no-retry-jitter")
+    assert rc == 0 and (task["priority"], task["max_attempts"], task["retry_jitter"]) == (5, 2, False)
+    watched = await run(_cli, cluster, "tasks", "watch", task["id"], "--interval", "0.2", "--json")
+    assert watched.returncode == 0, watched.stderr
+    assert [json.loads(line)["state"] for line in watched.stdout.splitlines()][-1] == "succeeded"
+    shown = await run(_cli, cluster, "tasks", "get", task["id"])
+    assert shown.returncode == 0 and "attempt 1 succeeded" in shown.stdout and '"n": 1' in shown.stdout
+    rc, cron = await run(_cli_json, cluster, "tasks", "create", "--type", "echo", "--cron", "0 9 * * *",
+                         "--timezone", "Europe/Berlin")
+    assert rc == 0 and len(cron["next_runs"]) == 5
+    for verb, state in (("pause", "paused"), ("resume", "scheduled")):
+        rc, t = await run(_cli_json, cluster, "tasks", verb, cron["id"])
+        assert (rc, t["state"]) == (0, state)
+    rc, t = await run(_cli_json, cluster, "tasks", "update", cron["id"], "--cron", "30 6 * * *", "--priority", "9")
+    assert rc == 0 and (t["cron"], t["priority"]) == ("30 6 * * *", 9)
+    rc, triggered = await run(_cli_json, cluster, "tasks", "trigger", cron["id"])
+    assert rc == 0 and triggered["reason"] == "trigger"
+    rc, runs = await run(_cli_json, cluster, "runs", "list", "--task", cron["id"])
+    assert rc == 0 and triggered["id"] in [r["id"] for r in runs["runs"]]
+    rc, one = await run(_cli_json, cluster, "runs", "get", triggered["id"])
+    assert rc == 0 and one["task_id"] == cron["id"]
+    rc, page = await run(_cli_json, cluster, "tasks", "list", "--name", "cli-", "--all")
+    assert rc == 0 and [t["name"] for t in page["tasks"]] == ["cli-life"]
+    await run(_cli, cluster, "tasks", "cancel", cron["id"])
+    # Workers: drained over REST (the coordinator hears it by NOTIFY), then undrained.
+    rc, ws = await run(_cli_json, cluster, "workers")
+    wid = ws["workers"][0]["id"]
+    rc, w = await run(_cli_json, cluster, "workers", "drain", wid)
+    assert rc == 0 and w["draining"] is True, w
+    rc, w = await run(_cli_json, cluster, "workers", "undrain", wid)
+    assert rc == 0 and w["draining"] is False
+    rc, after = await run(_cli_json, cluster, "tasks", "create", "--type", "echo")
+    assert (await cluster.wait_task(after["id"]))["state"] == "succeeded", "an undrained worker takes work"
+    rc, missing = await run(_cli_json, cluster, "workers", "drain", "no-such-worker")
+    assert rc == 1 and missing["error"]["status"] == 404
+    status = await run(subprocess.run, [os.sys.executable, "-m", "skiplock", "cluster", "status", "--coordinator",
+                                        f"127.0.0.1:{cluster.coordinators[0].port}", "--json"],
+                       capture_output=True, text=True, timeout=30)
+    assert status.returncode == 0 and json.loads(status.stdout)["workers"] >= 1, status.stderr
+    # Errors: one line for people, JSON under --json, never a traceback.
+    bad = await run(_cli, cluster, "tasks", "create", "--type", "echo", "--payload", "{bad")
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "--payload" in bad.stderr
+    rc, err = await run(_cli_json, cluster, "tasks", "get", "00000000-0000-0000-0000-000000000000")
+    assert rc == 1 and err["error"]["status"] == 404
