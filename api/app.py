@@ -128,11 +128,30 @@ async def _body(request: web.Request) -> Any:
     if not request.body_exists:
         raise invalid([FieldError("body", "a JSON body is required")])
     try:
-        return await request.json(loads=strict_loads)
+        data = await request.json(loads=strict_loads)
+        # "\ud800" is valid JSON but no text: a lone surrogate cannot be stored (UTF-8).
+        json.dumps(data, ensure_ascii=False).encode()
+        return data
     except RecursionError:
         raise invalid([FieldError("body", "is nested too deeply")]) from None
+    except UnicodeEncodeError:
+        raise invalid([FieldError("body", "holds a lone UTF-16 surrogate escape (like \\ud800), which is not "
+                                          "text")]) from None
     except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError, NaN, 5,000-digit numbers
         raise invalid([FieldError("body", f"is not valid JSON: {exc}")]) from None
+
+
+def _header_text(request: web.Request, name: str) -> str | None:
+    """A header as text. aiohttp keeps bytes that are not UTF-8 as surrogates, which
+    PostgreSQL cannot take; such a value is read as ISO-8859-1, as HTTP/1.1 historically is."""
+    value = request.headers.get(name)
+    if value is None:
+        return None
+    try:
+        value.encode()
+        return value
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "surrogateescape").decode("latin-1")
 
 
 def _uuid(request: web.Request, name: str = "id") -> uuid.UUID:
@@ -158,7 +177,7 @@ def _choice(request: web.Request, name: str, allowed: tuple[str, ...]) -> str | 
 
 def _cursor(request: web.Request) -> str | None:
     cursor = request.query.get("cursor")
-    if cursor:
+    if cursor is not None:  # given but empty is a malformed cursor, not "the first page"
         try:
             store.decode_cursor(cursor)
         except ValueError as exc:
@@ -182,7 +201,7 @@ def _check_query(request: web.Request, allowed: set[str]) -> None:
 
 async def create_task(request: web.Request) -> web.Response:
     body = await _body(request)
-    spec, errors = validate_create(body, header_key=request.headers.get("Idempotency-Key"))
+    spec, errors = validate_create(body, header_key=_header_text(request, "Idempotency-Key"))
     if spec is None:
         raise invalid(errors)
     [(task, created)] = await store.create_tasks(request.app[POOL], [spec], timeutil.utcnow(),
@@ -230,6 +249,8 @@ async def patch_task(request: web.Request) -> web.Response:
 
     def validate(b: Any, type_: str, cron: str | None) -> dict[str, Any]:
         changes, errors = validate_patch(b, type_, cron)
+        if errors and all(e.conflict for e in errors):
+            raise Problem(409, "Conflict", "; ".join(f"{e.field}: {e.message}" for e in errors), errors)
         if errors:
             raise invalid(errors)
         return changes
@@ -253,7 +274,7 @@ async def task_runs(request: web.Request) -> web.Response:
 async def list_runs(request: web.Request) -> web.Response:
     _check_query(request, {"state", "type", "task_id", "worker_id", "limit", "cursor"})
     task_id = None
-    if request.query.get("task_id"):
+    if "task_id" in request.query:
         try:
             task_id = uuid.UUID(request.query["task_id"])
         except ValueError:
@@ -355,18 +376,21 @@ def create_app(settings: ApiSettings, pool: asyncpg.Pool | None = None) -> web.A
 
     app.cleanup_ctx.append(pool_ctx)
     r = app.router
+    # Ids are UUIDs in the route itself, so /api/tasks/batch is never taken for a task id (a
+    # PATCH to it is a 405 with Allow, as for any path that lacks the method).
+    tid = "{id:[0-9a-fA-F-]{32,36}}"
     r.add_post("/api/tasks", create_task)
     r.add_post("/api/tasks/batch", create_batch)
     r.add_get("/api/tasks", list_tasks)
-    r.add_get("/api/tasks/{id}", get_task)
-    r.add_patch("/api/tasks/{id}", patch_task)
-    r.add_delete("/api/tasks/{id}", _task_action(store.cancel_task))
-    r.add_post("/api/tasks/{id}/pause", _task_action(store.pause_task))
-    r.add_post("/api/tasks/{id}/resume", _task_action(store.resume_task))
-    r.add_post("/api/tasks/{id}/trigger", _task_action(store.trigger_task, status=201))
-    r.add_get("/api/tasks/{id}/runs", task_runs)
+    r.add_get(f"/api/tasks/{tid}", get_task)
+    r.add_patch(f"/api/tasks/{tid}", patch_task)
+    r.add_delete(f"/api/tasks/{tid}", _task_action(store.cancel_task))
+    r.add_post(f"/api/tasks/{tid}/pause", _task_action(store.pause_task))
+    r.add_post(f"/api/tasks/{tid}/resume", _task_action(store.resume_task))
+    r.add_post(f"/api/tasks/{tid}/trigger", _task_action(store.trigger_task, status=201))
+    r.add_get(f"/api/tasks/{tid}/runs", task_runs)
     r.add_get("/api/runs", list_runs)
-    r.add_get("/api/runs/{id}", get_run)
+    r.add_get(f"/api/runs/{tid}", get_run)
     r.add_get("/api/workers", list_workers)
     r.add_post("/api/workers/{id}/drain", _drain(True))
     r.add_post("/api/workers/{id}/undrain", _drain(False))

@@ -8,7 +8,18 @@ from typing import Any
 
 from aiohttp import web
 
+from skiplock.api.validation import (
+    HEADER_NAME_RE,
+    HTTP_METHODS,
+    MAX_DELAY_S,
+    MAX_TIMEOUT_S,
+    QUEUE_RE,
+    TYPE_RE,
+    URL_RE,
+)
+from skiplock.api.views import CURSOR_PATTERN
 from skiplock.api.waiting import REASONS
+from skiplock.common import secrets
 from skiplock.common.version import __version__
 
 TS = {"type": "string", "format": "date-time", "description": "RFC 3339 with an explicit offset"}
@@ -28,46 +39,125 @@ def _ok(schema: dict[str, Any], code: int = 200, desc: str = "ok") -> dict[str, 
     return {str(code): {"description": desc, "content": {"application/json": {"schema": schema}}}}
 
 
+# Strings are stored in PostgreSQL, which holds no NUL character.
+NO_NUL = "^[^\\u0000]*$"
+JSON_STRING = {"type": "string", "pattern": NO_NUL}
+SECRET_REF = {"type": "object", "required": ["secret"], "additionalProperties": False,
+              "properties": {"secret": {"type": "string", "pattern": secrets.NAME_RE.pattern}},
+              "description": "resolved on the worker from its SKIPLOCK_SECRET_<NAME>; never stored"}
+HEADER_VALUE = {"oneOf": [{"type": "string", "pattern": "^[^\\u0000\\r\\n]*$"}, SECRET_REF]}
+HTTP_PAYLOAD = {
+    "type": "object", "required": ["url"], "additionalProperties": False,
+    "not": {"required": ["json", "body"]},
+    "properties": {
+        "method": {"type": "string", "enum": sorted(HTTP_METHODS), "description": "POST when absent"},
+        "url": {"type": "string", "maxLength": 8192, "pattern": URL_RE.pattern},
+        "headers": {"type": "object", "additionalProperties": HEADER_VALUE,
+                    "propertyNames": {"pattern": HEADER_NAME_RE.pattern}},
+        "json": {"$ref": "#/components/schemas/JsonValue"},
+        "body": {"oneOf": [JSON_STRING, SECRET_REF]},
+        "timeout_s": {"type": "number", "exclusiveMinimum": True, "minimum": 0, "maximum": MAX_TIMEOUT_S},
+        "expect_status": {"oneOf": [{"type": "integer", "minimum": 100, "maximum": 599},
+                                    {"type": "array", "minItems": 1,
+                                     "items": {"type": "integer", "minimum": 100, "maximum": 599}}]},
+        "retry_on_status": {"oneOf": [{"type": "integer", "minimum": 100, "maximum": 599},
+                                      {"type": "array", "minItems": 1,
+                                       "items": {"type": "integer", "minimum": 100, "maximum": 599}}]},
+    }}
+SHELL_PAYLOAD = {
+    "type": "object", "required": ["command"], "additionalProperties": False,
+    "properties": {
+        "command": {"oneOf": [{"type": "string", "pattern": "^[^\\u0000]*\\S[^\\u0000]*$",
+                               "description": "run by /bin/sh -c"},
+                              {"type": "array", "minItems": 1, "description": "argv",
+                               "items": {"type": "string", "pattern": NO_NUL, "minLength": 1}}]},
+        "env": {"type": "object", "additionalProperties": {"oneOf": [JSON_STRING, SECRET_REF]}},
+        "cwd": {"type": "string", "minLength": 1, "maxLength": 4096, "pattern": NO_NUL},
+        "timeout_s": {"type": "number", "exclusiveMinimum": True, "minimum": 0, "maximum": MAX_TIMEOUT_S},
+    }}
 TASK_FIELDS: dict[str, Any] = {
-    "name": {"type": "string", "minLength": 1, "maxLength": 200},
-    "type": {"type": "string", "pattern": "^[a-z][a-z0-9_.-]{0,63}$"},
-    "payload": {"type": "object", "description": "http: method, url, headers, json|body, timeout_s, expect_status, retry_on_status; shell: command, env, cwd, timeout_s; custom: any object"},
-    "run_at": TS, "delay_s": {"type": "number", "minimum": 0},
-    "cron": {"type": "string", "description": "5 fields, or 6 with seconds first"},
-    "timezone": {"type": "string", "default": "UTC", "description": "IANA zone (cron only)"},
-    "catch_up": {"type": "string", "enum": ["latest", "all", "none"], "default": "latest"},
-    "overlap": {"type": "string", "enum": ["skip", "allow", "queue"], "default": "skip"},
-    "queue": {"type": "string", "default": "default"},
-    "priority": {"type": "integer", "default": 0, "description": "higher runs first"},
-    "max_attempts": {"type": "integer", "minimum": 1, "maximum": 100},
-    "timeout_s": {"type": "number", "default": 300},
-    "retry_backoff_s": {"type": "number", "default": 1},
-    "retry_backoff_max_s": {"type": "number", "default": 300},
-    "retry_jitter": {"type": "boolean", "default": True},
-    "idempotency_key": {"type": "string", "maxLength": 200},
+    "name": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": NO_NUL,
+             "description": "the type when absent"},
+    "type": {"type": "string", "pattern": TYPE_RE.pattern},
+    "payload": {"type": "object", "additionalProperties": {"$ref": "#/components/schemas/JsonValue"},
+                "description": "http: HttpPayload; shell: ShellPayload; custom types: any object. A value "
+                               "may be {\"secret\": \"NAME\"}"},
+    "run_at": {**TS, "pattern": "^(19|20)[0-9]{2}-", "description": "RFC 3339 with an offset, before 2100; "
+                                                                   "in the past: now"},
+    "delay_s": {"type": "number", "minimum": 0, "maximum": MAX_DELAY_S},
+    "cron": {"type": "string", "format": "cron", "maxLength": 200,
+             "description": "a cron expression: 5 fields (minute hour day-of-month month day-of-week), or 6 "
+                            "with seconds first; names (MON, JAN) and ranges allowed; it must fire at least once"},
+    # No `default` on the cron-only fields: a client that filled one in would be refused for a
+    # one-off task. The defaults are in the descriptions.
+    # A format, not an enum of the ~600 zones: generated clients make one enum member per
+    # zone, and names like GMT0 and GMT-0 collide there.
+    "timezone": {"type": "string", "format": "iana-time-zone", "minLength": 1, "maxLength": 64,
+                 "description": "IANA zone of the cron expression (cron tasks only; UTC when absent)"},
+    "catch_up": {"type": "string", "enum": ["latest", "all", "none"],
+                 "description": "missed fire times (cron tasks only; latest when absent)"},
+    "overlap": {"type": "string", "enum": ["skip", "allow", "queue"],
+                "description": "a fire time while a run is going (cron tasks only; skip when absent)"},
+    "queue": {"type": "string", "pattern": QUEUE_RE.pattern, "description": "default when absent"},
+    "priority": {"type": "integer", "minimum": -32768, "maximum": 32767, "description": "higher runs first; 0"},
+    "max_attempts": {"type": "integer", "minimum": 1, "maximum": 100,
+                     "description": "3 for one-off tasks, 1 for cron tasks when absent"},
+    "timeout_s": {"type": "number", "exclusiveMinimum": True, "minimum": 0, "maximum": MAX_TIMEOUT_S,
+                  "description": "bounds the whole run; 300 when absent"},
+    "retry_backoff_s": {"type": "number", "minimum": 0, "maximum": MAX_TIMEOUT_S, "description": "1 when absent"},
+    "retry_backoff_max_s": {"type": "number", "minimum": 0, "maximum": MAX_TIMEOUT_S,
+                            "description": "caps each retry's delay; 300 when absent"},
+    "retry_jitter": {"type": "boolean", "description": "true when absent"},
+    "idempotency_key": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": NO_NUL},
 }
+# The payload a type needs: http and shell have theirs; any other type takes any object.
+BY_TYPE = {"anyOf": [
+    {"properties": {"type": {"not": {"enum": ["http", "shell"]}}}},
+    {"required": ["payload"], "properties": {"type": {"enum": ["http"]}, "payload": {"$ref": "#/components/schemas/HttpPayload"}}},
+    {"required": ["payload"], "properties": {"type": {"enum": ["shell"]}, "payload": {"$ref": "#/components/schemas/ShellPayload"}}},
+]}
+# The exclusivity rules, in JSON Schema: at most one schedule, cron-only fields with cron.
+ONE_SCHEDULE = {"not": {"anyOf": [{"required": ["run_at", "delay_s"]}, {"required": ["run_at", "cron"]},
+                                  {"required": ["delay_s", "cron"]}]}}
+CRON_ONLY = [{"anyOf": [{"not": {"required": [k]}}, {"required": ["cron"]}]} for k in ("timezone", "catch_up", "overlap")]
 RUN_STATE = {"type": "string", "enum": ["pending", "running", "succeeded", "failed", "cancelled", "skipped"]}
 
 PAGING = [
     {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}},
-    {"name": "cursor", "in": "query", "schema": {"type": "string"}, "description": "next_cursor of the previous page"},
+    {"name": "cursor", "in": "query", "schema": {"type": "string", "pattern": CURSOR_PATTERN},
+     "description": "opaque: the next_cursor of the previous page, passed back unchanged (keyset paging, stable "
+                    "under inserts); absent for the first page"},
 ]
 ID = [{"name": "id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}]
+WID = [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}]
 
 
 @cache
 def spec() -> dict[str, Any]:
     schemas: dict[str, Any] = {
+        # Deliberately not recursive (generated clients cannot read a recursive union); the
+        # rule it cannot state is in its description.
+        "JsonValue": {"description": "any JSON value; strings and keys hold no NUL character (\\u0000), "
+                                     "which PostgreSQL cannot store"},
+        "HttpPayload": HTTP_PAYLOAD,
+        "ShellPayload": SHELL_PAYLOAD,
         "Problem": {"type": "object", "required": ["type", "title", "status", "detail"], "properties": {
             "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
             "detail": {"type": "string"},
             "errors": {"type": "array", "items": {"type": "object", "properties": {
                 "field": {"type": "string"}, "message": {"type": "string"}}}}}},
         "TaskCreate": {"type": "object", "required": ["type"], "additionalProperties": False,
-                       "properties": TASK_FIELDS},
+                       "description": "At most one of run_at, delay_s, cron (none: run now); timezone, catch_up "
+                                      "and overlap only with cron.",
+                       "properties": TASK_FIELDS, "allOf": [ONE_SCHEDULE, *CRON_ONLY, BY_TYPE],
+                       "example": {"name": "Website health check", "type": "http",
+                                   "payload": {"method": "POST", "url": "https://example.com/hook",
+                                               "json": {"key": "value"}},
+                                   "cron": "*/5 * * * *", "timezone": "Europe/Berlin", "max_attempts": 3}},
         "TaskPatch": {"type": "object", "minProperties": 1, "additionalProperties": False,
                       "description": "Absent fields keep their value; cron only for cron tasks, run_at only for one-off tasks",
-                      "properties": {k: v for k, v in TASK_FIELDS.items() if k not in ("type", "delay_s", "idempotency_key")}},
+                      "properties": {k: v for k, v in TASK_FIELDS.items() if k not in ("type", "delay_s", "idempotency_key")},
+                      "not": {"required": ["run_at", "cron"]}},
         "Run": {"type": "object", "properties": {
             "id": {"type": "string"}, "task_id": {"type": "string"}, "attempt": {"type": "integer"},
             "state": RUN_STATE,
@@ -114,9 +204,11 @@ def spec() -> dict[str, Any]:
     paths: dict[str, Any] = {
         "/api/tasks": {
             "post": {"summary": "Create a task", "requestBody": body,
-                     "parameters": [{"name": "Idempotency-Key", "in": "header", "schema": {"type": "string"}}],
+                     "parameters": [{"name": "Idempotency-Key", "in": "header",
+                                     "schema": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": NO_NUL},
+                                     "description": "the same as idempotency_key in the body (the body's wins)"}],
                      "responses": {**_ok(_ref("Task"), 201, "created"), **_ok(_ref("Task"), 200, "an earlier task with that idempotency key"),
-                                   **_problem_responses(400, 401, 413, 503)}},
+                                   **_problem_responses(400, 401, 409, 413, 503)}},
             "get": {"summary": "List tasks, newest first", "parameters": [
                 {"name": "state", "in": "query", "schema": {"type": "string", "enum": ["scheduled", "running", "succeeded", "failed", "cancelled", "paused"]}},
                 {"name": "type", "in": "query", "schema": {"type": "string"}},
@@ -127,15 +219,21 @@ def spec() -> dict[str, Any]:
             "summary": "Create up to 1,000 tasks, all or nothing",
             "requestBody": {"required": True, "content": {"application/json": {"schema": {
                 "type": "object", "required": ["tasks"], "additionalProperties": False,
-                "properties": {"tasks": {"type": "array", "minItems": 1, "maxItems": 1000, "items": _ref("TaskCreate")}}}}}},
+                "properties": {"tasks": {"type": "array", "minItems": 1, "maxItems": 1000, "items": _ref("TaskCreate")}}},
+                "example": {"tasks": [{"type": "http", "payload": {"url": "https://example.com/a"}},
+                                      {"type": "http", "payload": {"url": "https://example.com/b"}, "delay_s": 60}]}}}},
             "responses": {**_ok({"type": "object", "properties": {"tasks": {"type": "array", "items": _ref("Task")}}}, 201),
-                          **_problem_responses(400, 401, 413, 503)}}},
+                          **_problem_responses(400, 401, 409, 413, 503)}}},
         "/api/tasks/{id}": {
             "parameters": ID,
             "get": {"summary": "One task, with last_run", "responses": {**_ok(_ref("Task")), **_problem_responses(404)}},
             "patch": {"summary": "Change a task from its next run on",
-                      "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("TaskPatch")}}},
-                      "responses": {**_ok(_ref("Task")), **_problem_responses(400, 404, 409)}},
+                      "requestBody": {"required": True, "content": {"application/json": {
+                          "schema": _ref("TaskPatch"), "example": {"priority": 5, "timeout_s": 60}}}},
+                      "responses": {**_ok(_ref("Task")), **_problem_responses(400, 404),
+                                    "409": {"description": "a field this task's kind lacks (cron on a one-off "
+                                                           "task, run_at on a cron task), or the task is finished",
+                                            "content": {"application/problem+json": {"schema": _ref("Problem")}}}}},
             "delete": {"summary": "Cancel: pending runs cancelled, a running run stopped",
                        "responses": {**_ok(_ref("Task")), **_problem_responses(404)}}},
         "/api/tasks/{id}/pause": {"parameters": ID, "post": {"summary": "Stop new runs", "responses": {**_ok(_ref("Task")), **_problem_responses(404, 409)}}},
@@ -152,14 +250,22 @@ def spec() -> dict[str, Any]:
             *PAGING], "responses": {**_ok(run_page), **_problem_responses(400)}}},
         "/api/runs/{id}": {"parameters": ID, "get": {"summary": "One run", "responses": {**_ok(_ref("Run")), **_problem_responses(404)}}},
         "/api/workers": {"get": {"summary": "Connected workers", "responses": _ok(
-            {"type": "object", "properties": {"workers": {"type": "array", "items": _ref("Worker")}}})}},
+            {"type": "object", "required": ["workers"],
+             "properties": {"workers": {"type": "array", "items": _ref("Worker")}}})}},
+        "/api/workers/{id}/drain": {"parameters": WID, "post": {
+            "summary": "Stop a connected worker taking new runs (it finishes what it has)",
+            "responses": {**_ok(_ref("Worker")), **_problem_responses(404)}}},
+        "/api/workers/{id}/undrain": {"parameters": WID, "post": {
+            "summary": "Let a drained worker take runs again",
+            "responses": {**_ok(_ref("Worker")), **_problem_responses(404)}}},
         "/api/healthz": {"get": {"summary": "Liveness and database reachability", "security": [],
                                  "responses": {**_ok({"type": "object"}), "503": {"description": "database unreachable"}}}},
         "/metrics": {"get": {"summary": "Prometheus metrics", "security": [],
                              "responses": {"200": {"description": "text format"}}}},
     }
-    return {
-        "openapi": "3.0.3",
+    _finish(schemas, paths, task_page, run_page)
+    return _to_31({
+        "openapi": "3.1.0",
         "info": {"title": "skiplock", "version": __version__,
                  "description": "Schedule HTTP calls, shell commands and Python handlers: once or on cron, with retries, timeouts and history."},
         "servers": [{"url": "/"}],
@@ -167,7 +273,63 @@ def spec() -> dict[str, Any]:
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
         "security": [{"bearer": []}, {}],
         "paths": paths,
-    }
+    })
+
+
+OPERATIONS: dict[tuple[str, str], tuple[str, str]] = {
+    ("/api/tasks", "post"): ("create_task", "tasks"),
+    ("/api/tasks", "get"): ("list_tasks", "tasks"),
+    ("/api/tasks/batch", "post"): ("create_tasks", "tasks"),
+    ("/api/tasks/{id}", "get"): ("get_task", "tasks"),
+    ("/api/tasks/{id}", "patch"): ("update_task", "tasks"),
+    ("/api/tasks/{id}", "delete"): ("cancel_task", "tasks"),
+    ("/api/tasks/{id}/pause", "post"): ("pause_task", "tasks"),
+    ("/api/tasks/{id}/resume", "post"): ("resume_task", "tasks"),
+    ("/api/tasks/{id}/trigger", "post"): ("trigger_task", "tasks"),
+    ("/api/tasks/{id}/runs", "get"): ("list_task_runs", "runs"),
+    ("/api/runs", "get"): ("list_runs", "runs"),
+    ("/api/runs/{id}", "get"): ("get_run", "runs"),
+    ("/api/workers", "get"): ("list_workers", "workers"),
+    ("/api/workers/{id}/drain", "post"): ("drain_worker", "workers"),
+    ("/api/workers/{id}/undrain", "post"): ("undrain_worker", "workers"),
+    ("/api/healthz", "get"): ("health", "operations"),
+    ("/metrics", "get"): ("metrics", "operations"),
+}
+
+
+def _to_31(node: Any) -> Any:
+    """Written in the 3.0 dialect, served as 3.1 (JSON Schema 2020-12): nullable becomes a
+    null alternative, a boolean exclusiveMinimum a number, and every object with free keys
+    says its keys hold no NUL character (propertyNames exists only in 3.1)."""
+    if isinstance(node, list):
+        return [_to_31(x) for x in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _to_31(v) for k, v in node.items() if k != "nullable"}
+    if out.get("exclusiveMinimum") is True:
+        out["exclusiveMinimum"] = out.pop("minimum")
+    if "example" in out and ("type" in out or "properties" in out):
+        out["examples"] = [out.pop("example")]
+    if "additionalProperties" in out and out["additionalProperties"] is not False:
+        out.setdefault("propertyNames", {"pattern": NO_NUL})
+    if node.get("nullable"):
+        if isinstance(out.get("type"), str) and "anyOf" not in out and "allOf" not in out:
+            out["type"] = [out["type"], "null"]
+        else:
+            out = {"anyOf": [out, {"type": "null"}]}
+    return out
+
+
+def _finish(schemas: dict[str, Any], paths: dict[str, Any], *pages: dict[str, Any]) -> None:
+    """What generated clients need: operationIds and tags on every operation, and `required`
+    on every response field that is always present (so they are not typed as optional)."""
+    for (path, method), (op_id, tag) in OPERATIONS.items():
+        paths[path][method].update(operationId=op_id, tags=[tag])
+    for name in ("Run", "Waiting", "Worker"):
+        schemas[name]["required"] = list(schemas[name]["properties"])
+    schemas["Task"]["required"] = [k for k in schemas["Task"]["properties"] if k != "warnings"]
+    for page in pages:
+        page["required"] = list(page["properties"])
 
 
 DOCS_HTML = """<!doctype html>

@@ -15,6 +15,8 @@ CONTENT_TYPE = "application/problem+json"
 class FieldError:
     field: str
     message: str
+    # Valid on its own, but not for this task's state (a cron field on a one-off task): 409.
+    conflict: bool = False
 
 
 @dataclass

@@ -20,8 +20,22 @@ QUEUE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 MAX_TIMEOUT_S = 7 * 86400.0
 MAX_DELAY_S = 10 * 366 * 86400.0
+# A bound the OpenAPI document can state exactly (a pattern on the year), unlike "10 years".
+RUN_AT_YEARS = (1900, 2099)
 MAX_DEPTH = 32
 MAX_BATCH = 1000
+PORT = r"(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
+# An IPv6 literal, exactly as urlsplit accepts one (no embedded IPv4, no zone id).
+_H = "[0-9A-Fa-f]{1,4}"
+IPV6 = "(" + "|".join([
+    f"({_H}:){{7}}{_H}", f"({_H}:){{1,7}}:", f"({_H}:){{1,6}}:{_H}", f"({_H}:){{1,5}}(:{_H}){{1,2}}",
+    f"({_H}:){{1,4}}(:{_H}){{1,3}}", f"({_H}:){{1,3}}(:{_H}){{1,4}}", f"({_H}:){{1,2}}(:{_H}){{1,5}}",
+    f"{_H}:((:{_H}){{1,6}})", f":((:{_H}){{1,7}}|:)"]) + ")"
+# Whitespace spelled out: Python's \s also matches \x1c-\x1f and \x85, JSON Schema's (ECMA) not,
+# and the OpenAPI document states this same pattern.
+_WS = " \\t\\n\\r\\f\\v"
+URL_RE = re.compile(rf"^[Hh][Tt][Tt][Pp][Ss]?://([^{_WS}/?#@\[\]]+@)?(\[{IPV6}\]|[^{_WS}/?#@:\[\]]+)"
+                    rf"(:{PORT})?([/?#][^{_WS}]*)?$")
 HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
 CREATE_FIELDS = frozenset({
@@ -103,6 +117,8 @@ def _number(errs: Errors, path: str, v: Any, *, lo: float, hi: float, lo_open: b
 
 
 def _integer(errs: Errors, path: str, v: Any, *, lo: int, hi: int) -> int | None:
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)  # JSON has one number type: 3.0 is the integer 3 (JSON Schema agrees)
     if not isinstance(v, int) or isinstance(v, bool):
         errs.add(path, "must be an integer")
         return None
@@ -141,6 +157,14 @@ def _str_map(errs: Errors, path: str, v: Any, *, header_names: bool = False) -> 
             errs.add(f"{path}.{k}", "must not contain line breaks")
 
 
+def _no_nulls(errs: Errors, prefix: str, body: dict[str, Any], allowed: frozenset[str]) -> None:
+    """null is no value for any field: leave the field out for its default (a PATCH with
+    overlap: null used to reset overlap to skip)."""
+    for key, value in body.items():
+        if value is None and key in allowed and key != "type":
+            errs.add(f"{prefix}{key}", "must not be null; leave the field out to keep its default")
+
+
 def _unknown(errs: Errors, prefix: str, body: dict[str, Any], allowed: frozenset[str]) -> None:
     for key in body:
         if key not in allowed:
@@ -158,7 +182,7 @@ def validate_http_payload(errs: Errors, path: str, p: dict[str, Any]) -> None:
         else:
             try:
                 parts = urlsplit(url)
-                ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+                ok = bool(URL_RE.match(url)) and parts.scheme in ("http", "https") and bool(parts.hostname)
                 parts.port  # noqa: B018 - raises ValueError for a bad port
             except ValueError:
                 ok = False
@@ -178,8 +202,8 @@ def validate_http_payload(errs: Errors, path: str, p: dict[str, Any]) -> None:
     for key in ("expect_status", "retry_on_status"):
         if key in p:
             codes = p[key] if isinstance(p[key], list) else [p[key]]
-            if not codes or not all(isinstance(c, int) and not isinstance(c, bool) and 100 <= c <= 599
-                                    for c in codes):
+            if not codes or not all(_is_number(c) and float(c).is_integer() and 100 <= c <= 599
+                                    for c in codes):  # 367.0 is the integer 367 in JSON
                 errs.add(f"{path}.{key}", "must be a status code (100-599) or a list of them")
 
 
@@ -251,8 +275,8 @@ def _schedule(errs: Errors, prefix: str, body: dict[str, Any], spec: TaskSpec) -
     if body.get("run_at") is not None:
         try:
             spec.run_at = timeutil.parse_rfc3339(body["run_at"])
-            if spec.run_at > timeutil.utcnow() + timedelta(seconds=MAX_DELAY_S):
-                errs.add(f"{prefix}run_at", "must be within 10 years from now")
+            if not RUN_AT_YEARS[0] <= int(body["run_at"][:4]) <= RUN_AT_YEARS[1]:
+                errs.add(f"{prefix}run_at", f"must be in the years {RUN_AT_YEARS[0]} to {RUN_AT_YEARS[1]}")
         except ValueError as exc:
             errs.add(f"{prefix}run_at", str(exc))
     if body.get("delay_s") is not None:
@@ -318,6 +342,7 @@ def validate_create(
         errs.add(prefix.rstrip(".") or "body", "must be a JSON object")
         return None, errs.items
     _unknown(errs, prefix, body, CREATE_FIELDS)
+    _no_nulls(errs, prefix, body, CREATE_FIELDS)
     type_ = body.get("type")
     if type_ is None:
         errs.add(f"{prefix}type", "is required")
@@ -332,11 +357,12 @@ def validate_create(
     _schedule(errs, prefix, body, spec)
     spec.max_attempts = 1 if spec.cron else 3  # defaults before _policy overrides them
     _policy(errs, prefix, body, spec)
+    if header_key is not None and "idempotency_key" in body:
+        _string(errs, "Idempotency-Key", header_key, lo=1, hi=200)  # ignored, but must be well-formed
     key = body.get("idempotency_key", header_key)
     if key is not None:  # the body's key wins over the header's (README: Idempotency)
         spec.idempotency_key = _string(errs, f"{prefix}idempotency_key", key, lo=1, hi=200)
-    if spec.retry_backoff_max_s < spec.retry_backoff_s and not errs.items:
-        errs.add(f"{prefix}retry_backoff_max_s", "must be >= retry_backoff_s")
+    # retry_backoff_max_s below retry_backoff_s is no error: the cap applies to every delay.
     if errs.items:
         return None, errs.items
     return spec, []
@@ -369,18 +395,27 @@ def validate_patch(body: Any, current_type: str, current_cron: str | None) -> tu
     if "type" in body:
         errs.add("type", "cannot be changed; create a new task")
     _unknown(errs, "", {k: v for k, v in body.items() if k != "type"}, PATCH_FIELDS)
+    _no_nulls(errs, "", body, PATCH_FIELDS)
     changes: dict[str, Any] = {}
     if "name" in body:
         changes["name"] = _string(errs, "name", body["name"])
     if "payload" in body:
-        changes["payload"] = validate_payload(errs, "payload", current_type, body["payload"])
+        # What an http or shell payload needs depends on the task, not on the request: 409.
+        own = Errors()
+        changes["payload"] = validate_payload(own, "payload", current_type, body["payload"])
+        errs.items += [FieldError(e.field, e.message, conflict=isinstance(body["payload"], dict)) for e in own.items]
     sched = {k: body[k] for k in ("run_at", "cron", "timezone", "catch_up", "overlap") if k in body}
+    # Fields this task's kind does not have: valid requests, wrong task (409, not 400).
     if current_cron is not None and "run_at" in body:
-        errs.add("run_at", "a cron task has no run_at; change cron instead")
+        errs.items.append(FieldError("run_at", "a cron task has no run_at; change cron instead", conflict=True))
         del sched["run_at"]
-    if current_cron is None and "cron" in body:
-        errs.add("cron", "a one-off task cannot become a cron task; create a new task")
-        del sched["cron"]
+    if current_cron is None:
+        for key in ("cron", "timezone", "catch_up", "overlap"):
+            if key in body:
+                why = ("a one-off task cannot become a cron task; create a new task" if key == "cron"
+                       else "applies to cron tasks only; this task is one-off")
+                errs.items.append(FieldError(key, why, conflict=True))
+                del sched[key]
     probe = TaskSpec(type=current_type, name="x", payload={})
     if sched:  # checked even when other fields are wrong: every wrong field is named at once
         if current_cron is not None and sched.get("cron") is None:

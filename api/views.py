@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
+import re
 import uuid
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from skiplock.common import secrets, timeutil
 from skiplock.common.states import TaskStatus, task_state
 
 PREVIEW = 5
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def run_view(r: Mapping[str, Any], waiting: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -86,19 +86,21 @@ def task_view(t: Mapping[str, Any], last_run: Mapping[str, Any] | None,
     }
 
 
+# A cursor is a keyset position: (created_at in microseconds since the epoch, id). Every
+# string of this shape is a position (a page after it may be empty), so a client can only get
+# a 400 for a cursor that is not of the shape the spec states.
+CURSOR_PATTERN = r"^[0-9]{1,16}\.[0-9a-f]{32}$"
+_CURSOR = re.compile(CURSOR_PATTERN)
+
+
 def encode_cursor(created_at: datetime, id_: uuid.UUID) -> str:
-    raw = f"{created_at.isoformat()}|{id_}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    micros = (created_at - EPOCH) // timedelta(microseconds=1)
+    return f"{micros}.{id_.hex}"
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    """ValueError when the cursor is not one we issued."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        ts, _, ident = raw.partition("|")
-        created = datetime.fromisoformat(ts)
-        if created.tzinfo is None:
-            raise ValueError
-        return created, uuid.UUID(ident)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise ValueError("not a cursor this API issued; pass next_cursor back unchanged") from None
+    """ValueError when the cursor is not of the shape we issue."""
+    if not _CURSOR.match(cursor):
+        raise ValueError("not a cursor this API issued; pass next_cursor back unchanged")
+    micros, _, ident = cursor.partition(".")
+    return EPOCH + timedelta(microseconds=int(micros)), uuid.UUID(hex=ident)

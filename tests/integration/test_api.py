@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -333,3 +334,26 @@ async def test_waiting_names_the_first_reason_that_applies(api: Client, pool: as
     await api("DELETE", f"/api/tasks/{busy['id']}")
     _, runs, _ = await api("GET", f"/api/tasks/{busy['id']}/runs")
     assert runs["runs"][0]["state"] == "cancelled" and runs["runs"][0]["waiting"] is None
+
+
+async def test_text_that_postgresql_cannot_store_is_a_400_not_a_500(api: Client, pool: asyncpg.Pool) -> None:
+    status, problem, _ = await api("POST", "/api/tasks", raw=b'{"type": "x", "name": "\\ud800"}')
+    assert status == 400 and problem["errors"][0]["field"] == "body"
+    status, problem, _ = await api("POST", "/api/tasks", raw=b'{"type": "x", "payload": {"k": ["\\udfff"]}}')
+    assert status == 400
+    assert await pool.fetchval("SELECT count(*) FROM skiplock_tasks") == 0
+
+
+async def test_a_header_that_is_not_utf8_is_read_as_latin1(db_url: str, pool: asyncpg.Pool) -> None:
+    async for api in _client(db_url, pool):
+        host, port = api.base.split("//")[1].rstrip("/").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        body = b'{"type": "x"}'
+        writer.write(b"POST /api/tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Idempotency-Key: caf\xe9\r\nContent-Length: " + str(len(body)).encode() +
+                     b"\r\nConnection: close\r\n\r\n" + body)
+        await writer.drain()
+        answer = await reader.read()
+        writer.close()
+        assert answer.startswith(b"HTTP/1.1 201"), answer[:200]
+        assert await pool.fetchval("SELECT idempotency_key FROM skiplock_tasks") == "café"

@@ -56,7 +56,7 @@ def fields(body: Any) -> list[str]:
     ({"type": "email", "timeout_s": -5}, "timeout_s"),
     ({"type": "email", "queue": "has space"}, "queue"),
     ({"type": "email", "retry_jitter": "no"}, "retry_jitter"),
-    ({"type": "email", "retry_backoff_s": 10, "retry_backoff_max_s": 1}, "retry_backoff_max_s"),
+    ({"type": "email", "run_at": "2100-01-01T00:00:00Z"}, "run_at"),
     ({"type": "email", "idempotency_key": ""}, "idempotency_key"),
     ({"type": "email", "colour": "red"}, "colour"),
 ])
