@@ -18,7 +18,7 @@ from skiplock.api.views import decode_cursor, encode_cursor, run_view, task_view
 from skiplock.common import timeutil
 from skiplock.common.db import retry_conflicts
 from skiplock.common.errors import SkiplockError
-from skiplock.common.runs import NewRun, insert_runs
+from skiplock.common.new_runs import NewRun, insert_runs
 from skiplock.common.states import TaskStatus
 from skiplock.sql import query
 

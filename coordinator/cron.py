@@ -13,7 +13,7 @@ from datetime import datetime
 import asyncpg
 
 from skiplock.common import timeutil
-from skiplock.common.runs import NewRun, insert_runs
+from skiplock.common.new_runs import NewRun, insert_runs
 from skiplock.coordinator.policy import next_slot
 from skiplock.sql import query
 

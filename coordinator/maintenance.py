@@ -11,8 +11,8 @@ import asyncpg
 
 from skiplock.common import db, logs, timeutil
 from skiplock.common.config import CoordinatorSettings
+from skiplock.coordinator.followups import Applied, reap
 from skiplock.coordinator.metrics import CoordinatorMetrics
-from skiplock.coordinator.outcomes import Applied, reap
 from skiplock.sql import query
 
 log = logs.get("skiplock.reaper")

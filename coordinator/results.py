@@ -13,8 +13,8 @@ import asyncpg
 from skiplock.common import db, logs, timeutil
 from skiplock.common.backoff import Backoff
 from skiplock.common.config import CoordinatorSettings
+from skiplock.coordinator.followups import ResultRow, apply_results
 from skiplock.coordinator.metrics import CoordinatorMetrics
-from skiplock.coordinator.outcomes import ResultRow, apply_results
 
 log = logs.get("skiplock.results")
 

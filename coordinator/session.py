@@ -20,9 +20,9 @@ from skiplock.common import db, logs, timeutil
 from skiplock.common.config import CoordinatorSettings
 from skiplock.coordinator.auth import bearer_ok
 from skiplock.coordinator.dispatcher import Dispatcher
+from skiplock.coordinator.followups import ResultRow
 from skiplock.coordinator.leases import Beat, LeaseKeeper, heartbeats
 from skiplock.coordinator.metrics import CoordinatorMetrics
-from skiplock.coordinator.outcomes import ResultRow
 from skiplock.coordinator.registry import Registry, WorkerConn
 from skiplock.coordinator.results import ResultWriter
 from skiplock.proto import skiplock_pb2 as pb

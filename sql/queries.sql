@@ -195,9 +195,10 @@ RETURNING r.id, r.task_id, r.state, r.attempt, r.scheduled_for, r.type, r.queue,
 
 -- name: reap_expired
 -- Fail running runs whose lease ran out (worker lost) or whose deadline passed (no result
--- within timeout_s). SKIP LOCKED: safe with any number of coordinators.
+-- within timeout_s). SKIP LOCKED: safe with any number of coordinators. `lost` is decided
+-- here, from the lease, and returned as a boolean (never read back out of the error text).
 WITH gone AS (
-    SELECT id
+    SELECT id, (lease_expires_at < $1) AS lost
     FROM skiplock_runs
     WHERE state = 'running' AND (lease_expires_at < $1 OR deadline_at < $1)
     ORDER BY lease_expires_at
@@ -209,7 +210,7 @@ SET state = 'failed',
     finished_at = $1,
     lease_expires_at = NULL,
     lease_token = NULL,  -- a late result is then told apart from a re-sent one
-    error = CASE WHEN r.lease_expires_at < $1
+    error = CASE WHEN gone.lost
                  THEN 'worker lost: no heartbeat from worker ' || coalesce(r.worker_id, '?')
                       || ' before its lease expired'
                  ELSE 'timed out: no result from the worker within timeout_s' END
@@ -217,7 +218,7 @@ FROM gone, skiplock_tasks t
 WHERE r.id = gone.id AND t.id = r.task_id
 RETURNING r.id, r.task_id, r.state, r.attempt, r.scheduled_for, r.type, r.queue, r.priority,
           true AS retryable, 0::double precision AS retry_after_s, false AS released,
-          (r.error LIKE 'worker lost%') AS lost, t.max_attempts, t.cron,
+          gone.lost, t.max_attempts, t.cron,
           t.status AS task_status, t.retry_backoff_s, t.retry_backoff_max_s, t.retry_jitter;
 
 -- name: count_lost_runs

@@ -9,8 +9,8 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from skiplock.common.config import WorkerSettings
 from skiplock.common.metrics import serve_metrics
-from skiplock.worker.client import Worker
 from skiplock.worker.handlers import HandlerFn
+from skiplock.worker.worker import Worker
 
 
 def _registry(worker: Worker) -> CollectorRegistry:

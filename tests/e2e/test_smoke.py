@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import pytest
+
 from tests.cluster import Cluster
+
+pytestmark = pytest.mark.e2e
 
 
 async def test_custom_task_end_to_end(cluster: Cluster) -> None:

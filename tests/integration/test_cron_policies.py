@@ -11,8 +11,8 @@ import pytest
 
 from skiplock.api import store
 from skiplock.coordinator.dispatcher import Dispatcher
+from skiplock.coordinator.followups import ResultRow, apply_results
 from skiplock.coordinator.metrics import CoordinatorMetrics
-from skiplock.coordinator.outcomes import ResultRow, apply_results
 from skiplock.coordinator.registry import Registry, WorkerConn
 from tests.integration.helpers import create, settings
 
@@ -168,3 +168,17 @@ async def test_paused_slot_is_recorded_and_resume_replans(pool: asyncpg.Pool, di
     runs = await runs_of(pool, task)
     assert [(r["scheduled_for"], r["state"]) for r in runs] == [(first, "skipped"), (first + timedelta(days=1), "pending")]
     assert runs[0]["error"].startswith("paused")
+
+
+async def test_catch_up_none_after_a_long_outage_counts_a_bounded_number_of_fire_times(
+        pool: asyncpg.Pool, dispatcher: Dispatcher, clock: Clock) -> None:
+    import time
+
+    task = await create(pool, clock.now, cron="* * * * * *", catch_up="none")  # every second
+    back = T0 + timedelta(days=1)  # 86,400 fire times went by
+    began = time.process_time()
+    await tick(dispatcher, clock, back)
+    spent = time.process_time() - began
+    [skipped] = [r for r in await runs_of(pool, task) if r["state"] == "skipped"]
+    assert "at least 1000 later" in skipped["error"]
+    print(f"catch_up=none after a day of an every-second task: the claim took {spent * 1000:.0f} ms of CPU")

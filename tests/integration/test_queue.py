@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 
 from skiplock.common import db
-from skiplock.coordinator.outcomes import Applied, ResultRow, apply_results, reap
+from skiplock.coordinator.followups import Applied, ResultRow, apply_results, reap
 from skiplock.sql import query
 from tests.integration.helpers import add_runs, claim, create
 

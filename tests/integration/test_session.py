@@ -11,9 +11,9 @@ import pytest
 
 from skiplock.common import timeutil
 from skiplock.coordinator.dispatcher import Dispatcher
+from skiplock.coordinator.followups import ResultRow, apply_results
 from skiplock.coordinator.leases import LeaseKeeper
 from skiplock.coordinator.metrics import CoordinatorMetrics
-from skiplock.coordinator.outcomes import ResultRow, apply_results
 from skiplock.coordinator.registry import Registry, WorkerConn
 from skiplock.coordinator.results import ResultWriter
 from skiplock.coordinator.session import WorkerSessionService

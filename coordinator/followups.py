@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from skiplock.common.runs import NewRun, insert_runs
+from skiplock.common.new_runs import NewRun, insert_runs
 from skiplock.common.timeutil import NEVER
 from skiplock.coordinator.policy import final_task_status, retry_delay
 from skiplock.sql import query
