@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint bench proto clean
+.PHONY: run test lint typecheck bench proto clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,7 +17,17 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(MAKE) --no-print-directory typecheck
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# mypy does not read setuptools' package-dir, so it checks a tree of links that lays the
+# folders out as the one installed package, `skiplock`, is.
+TYPED = build/typecheck/skiplock
+typecheck: $(STAMP)
+	@rm -rf build/typecheck && mkdir -p $(TYPED)
+	@for f in cli/*.py; do ln -s ../../../$$f $(TYPED)/; done
+	@for d in api coordinator worker common proto sql; do ln -s ../../../$$d $(TYPED)/$$d; done
+	cd build/typecheck && ../../$(BIN)/mypy --config-file ../../pyproject.toml skiplock
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

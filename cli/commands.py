@@ -159,7 +159,7 @@ def _print_task(args: argparse.Namespace, task: dict[str, Any]) -> int:
 
 # ---- tasks ----
 
-TASK_FLAGS: list[tuple[str, str, Callable[[str], Any] | None, str]] = [
+TASK_FLAGS: list[tuple[str, str, Callable[[str], Any], str]] = [
     ("--name", "name", str, "1-200 characters"),
     ("--run-at", "run_at", str, "RFC 3339 with an offset, e.g. 2026-12-01T09:00:00Z"),
     ("--delay-s", "delay_s", float, "seconds from now"),
@@ -332,8 +332,8 @@ def cluster_status(args: argparse.Namespace) -> int:
         try:
             st = pb_grpc.AdminStub(channel).ClusterStatus(pb.ClusterStatusRequest(), metadata=metadata, timeout=10)
         except grpc.RpcError as exc:
-            raise ApiFailure({"status": 0, "title": exc.code().name,  # type: ignore[attr-defined]
-                              "detail": f"coordinator {args.coordinator}: {exc.details()}"}) from None  # type: ignore[attr-defined]
+            raise ApiFailure({"status": 0, "title": exc.code().name,
+                              "detail": f"coordinator {args.coordinator}: {exc.details()}"}) from None
     data = {"coordinator_id": st.coordinator_id, "workers": st.workers, "local_workers": st.local_workers,
             "runs_by_state": dict(st.runs_by_state), "due_backlog": st.due_backlog,
             "stale_results": st.stale_results}

@@ -105,12 +105,14 @@ CONFIG_EXIT = 2
 
 
 def up(args: argparse.Namespace, leases: config.LeaseSettings) -> int:
-    stop = {"signal": None, "count": 0}
+    stop: dict[str, int | None] = {"signal": None}
+    signals = 0
 
     def on_signal(signum: int, _frame: object) -> None:
+        nonlocal signals
         stop["signal"] = signum
-        stop["count"] += 1
-        if stop["count"] > 1:
+        signals += 1
+        if signals > 1:
             hurry()
 
     signal.signal(signal.SIGINT, on_signal)

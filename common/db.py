@@ -83,7 +83,7 @@ async def _no_reset(conn: asyncpg.Connection) -> None:
     per release, on the hot path and at idle alike."""
 
 
-class Pool(asyncpg.Pool):
+class Pool(asyncpg.Pool):  # type: ignore[misc]  # asyncpg ships no type information
     """asyncpg's pool, with a default acquire timeout and releases that never wait on the
     server. asyncpg's release waits for the cancellation of a query its caller abandoned (a
     request that timed out); on a frozen server that wait lasted until the server thawed.

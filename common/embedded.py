@@ -90,7 +90,7 @@ class EmbeddedPostgres:
             # Its own session: Ctrl-C in the terminal of `skiplock up` must not reach the
             # server directly; up stops it last, after workers and coordinator drained.
             start_new_session=True,
-            **self._as_user(),  # type: ignore[arg-type]
+            **self._as_user(),  # type: ignore[call-overload]
         )
         if proc.returncode != 0:
             detail = proc.stderr.strip() or proc.stdout.strip()

@@ -6,6 +6,7 @@ import json
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import TypeAlias
 
 import asyncpg
 import grpc
@@ -19,7 +20,7 @@ from skiplock.proto import skiplock_pb2 as pb
 from skiplock.proto import skiplock_pb2_grpc as pb_grpc
 from skiplock.sql import query
 
-Ctx = grpc.aio.ServicerContext
+Ctx: TypeAlias = grpc.aio.ServicerContext
 
 
 class AdminService(pb_grpc.AdminServicer):

@@ -22,7 +22,7 @@ DRAIN = "skiplock_drain"
 
 class Listener:
     def __init__(self, url: str, on_due: Callable[[float], None],
-                 on_cancel: Callable[[str, str | None, str], None], on_reconnect: Callable[[], None],
+                 on_cancel: Callable[[str, str | None, str], object], on_reconnect: Callable[[], None],
                  on_drain: Callable[[str, bool], object] | None = None) -> None:
         self.url = url
         self.on_due = on_due

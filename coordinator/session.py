@@ -81,6 +81,7 @@ class WorkerSessionService(pb_grpc.WorkerSessionServicer):
         first = await anext(aiter(request_iterator), None)
         if first is None or first.WhichOneof("kind") != "hello":
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first message must be hello")
+        assert first is not None  # abort raised otherwise
         hello = first.hello
         if not hello.worker_id or hello.slots < 1 or not hello.types:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "hello needs worker_id, slots >= 1 and types")

@@ -159,7 +159,7 @@ async def run_custom(fn: HandlerFn, payload: dict[str, Any], ctx: Context, cap: 
     slots, so user code never holds the loop's default threads (which resolve DNS)."""
     try:
         if is_async(fn):
-            value = await fn(payload, ctx)  # type: ignore[misc]
+            value = await fn(payload, ctx)
         else:
             loop = asyncio.get_running_loop()
             value = await loop.run_in_executor(executor, functools.partial(fn, payload, ctx))

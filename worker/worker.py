@@ -273,7 +273,7 @@ class Worker:
         metadata = (("authorization", f"Bearer {self.settings.worker_token}"),) if self.settings.worker_token else None
         if self.settings.tls_ca:
             s = self.settings
-            ca = await asyncio.to_thread(Path(s.tls_ca).read_bytes)
+            ca = await asyncio.to_thread(Path(self.settings.tls_ca).read_bytes)
             key = await asyncio.to_thread(Path(s.tls_key).read_bytes) if s.tls_key else None
             cert = await asyncio.to_thread(Path(s.tls_cert).read_bytes) if s.tls_cert else None
             creds = grpc.ssl_channel_credentials(root_certificates=ca, private_key=key, certificate_chain=cert)
@@ -399,9 +399,9 @@ class Worker:
         self.log.info("draining", running=len(self.running), grace_s=grace_s)
         pending = [r.task for r in self.running.values()]
         if pending:
-            hurried = asyncio.ensure_future(self._hurry.wait())
-            await asyncio.wait([asyncio.gather(*pending, return_exceptions=True), hurried], timeout=grace_s,
-                               return_when=asyncio.FIRST_COMPLETED)
+            hurried: asyncio.Future[Any] = asyncio.ensure_future(self._hurry.wait())
+            finished: asyncio.Future[Any] = asyncio.gather(*pending, return_exceptions=True)
+            await asyncio.wait([finished, hurried], timeout=grace_s, return_when=asyncio.FIRST_COMPLETED)
             hurried.cancel()
         leftover = [k for k, r in self.running.items() if not r.task.done()]
         self._cancel(leftover, Stop.SHUTDOWN)
