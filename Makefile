@@ -20,14 +20,15 @@ test: $(STAMP)
 	$(MAKE) --no-print-directory typecheck
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# mypy does not read setuptools' package-dir, so it checks a tree of links that lays the
-# folders out as the one installed package, `skiplock`, is.
+# mypy and import-linter do not read setuptools' package-dir, so they check a tree of links
+# that lays the folders out as the one installed package, `skiplock`, is.
 TYPED = build/typecheck/skiplock
 typecheck: $(STAMP)
 	@rm -rf build/typecheck && mkdir -p $(TYPED)
 	@for f in cli/*.py; do ln -s ../../../$$f $(TYPED)/; done
 	@for d in api coordinator worker common proto sql; do ln -s ../../../$$d $(TYPED)/$$d; done
 	cd build/typecheck && ../../$(BIN)/mypy --config-file ../../pyproject.toml skiplock
+	cd build/typecheck && PYTHONPATH=. ../../$(BIN)/lint-imports ../../pyproject.toml
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

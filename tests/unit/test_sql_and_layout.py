@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import ast
 import re
 import tomllib
 from pathlib import Path
@@ -42,29 +41,6 @@ def test_every_package_folder_is_mapped_in_pyproject() -> None:
     assert mapped == set(PACKAGES)
     # sql/migrations holds only .sql files: a package for its data, with no folder of its own
     assert set(cfg["packages"]) - {"skiplock.sql.migrations"} == set(cfg["package-dir"])
-
-
-def _imports(folder: str) -> set[str]:
-    found: set[str] = set()
-    for path in (ROOT / folder).rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module:
-                found.add(node.module)
-            elif isinstance(node, ast.Import):
-                found |= {a.name for a in node.names}
-    return found
-
-
-def test_imports_flow_one_way() -> None:
-    common = _imports("common")
-    assert not {m for m in common if m.startswith(("skiplock.api", "skiplock.coordinator", "skiplock.worker"))}
-    worker = _imports("worker")
-    assert not {m for m in worker if m.startswith(("skiplock.api", "skiplock.coordinator", "skiplock.common.db",
-                                                   "skiplock.sql", "asyncpg"))}, "a worker never touches the database"
-    api = _imports("api")
-    assert not {m for m in api if m.startswith(("skiplock.coordinator", "skiplock.worker"))}
-    coord = _imports("coordinator")
-    assert not {m for m in coord if m.startswith(("skiplock.api", "skiplock.worker"))}
 
 
 def test_generated_protobuf_code_is_fresh() -> None:
