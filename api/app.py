@@ -80,9 +80,11 @@ async def problems_middleware(request: web.Request, handler: Handler) -> web.Str
     except store.Conflict as exc:
         status = 409
         return Problem(409, "Conflict", str(exc)).response()
-    except web.HTTPRequestEntityTooLarge as exc:
+    except web.HTTPRequestEntityTooLarge:
         status = 413
-        return Problem(413, "Request too large", exc.text or "the body exceeds the limit").response()
+        limit = request.app[SETTINGS].max_body_bytes
+        return Problem(413, "Request too large", f"the body is over the API's limit of {limit:,} bytes "
+                       "(SKIPLOCK_MAX_BODY_BYTES); send fewer tasks per batch or a smaller payload").response()
     except web.HTTPException as exc:
         status = exc.status
         if exc.status < 400:

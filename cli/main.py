@@ -80,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(api, "--api-addr", "SKIPLOCK_API_ADDR", "HOST:PORT to listen on",
           default=env("SKIPLOCK_API_ADDR", config.DEFAULT_API_ADDR))
     _flag(api, "--lease-s", "SKIPLOCK_LEASE_S", "a worker without a heartbeat this long is not listed")
+    _flag(api, "--max-body-bytes", "SKIPLOCK_MAX_BODY_BYTES", "largest request body (default 4194304, 4 MiB)")
     api.add_argument("--no-migrate", action="store_true", help="do not apply migrations on start")
 
     co = sub.add_parser("coordinator", help="a coordinator: claims due runs and streams them to workers")
@@ -104,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     from skiplock.commands import add_client_commands
 
     add_client_commands(sub)
+    comp = sub.add_parser("completion", help="print a shell completion script: eval \"$(skiplock completion bash)\"")
+    comp.add_argument("shell", choices=("bash", "zsh", "tcsh"))
     return parser
 
 
@@ -173,7 +176,9 @@ def cmd_api(args: argparse.Namespace) -> int:
 
     settings = config.ApiSettings(
         database_url=_db_url(args), api_addr=args.api_addr, api_token=env("SKIPLOCK_API_TOKEN"),
-        lease_s=config.parse_positive(args.lease_s, "--lease-s") if args.lease_s else 10.0)
+        lease_s=config.parse_positive(args.lease_s, "--lease-s") if args.lease_s else 10.0,
+        **({"max_body_bytes": int(config.parse_positive(args.max_body_bytes, "--max-body-bytes", integer=True))}
+           if args.max_body_bytes else {}))
     config.parse_addr(settings.api_addr, "--api-addr")
     asyncio.run(run_api(settings, migrate=not args.no_migrate))
     return 0
@@ -212,9 +217,17 @@ def cmd_up(args: argparse.Namespace) -> int:
     return up(args, _leases(args))
 
 
+def cmd_completion(args: argparse.Namespace) -> int:
+    # shtab writes the script from the parser itself, so it never drifts from the flags.
+    import shtab
+
+    print(shtab.complete(build_parser(), shell=args.shell))
+    return 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "migrate": cmd_migrate, "api": cmd_api, "coordinator": cmd_coordinator, "worker": cmd_worker,
-    "up": cmd_up,
+    "up": cmd_up, "completion": cmd_completion,
 }
 
 

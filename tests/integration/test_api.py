@@ -145,7 +145,7 @@ async def test_strings_round_trip_byte_identical(api: Client) -> None:
 async def test_body_limit(db_url: str, pool: asyncpg.Pool) -> None:
     async for api in _client(db_url, pool, max_body_bytes=1024):
         status, problem, resp = await api("POST", "/api/tasks", {"type": "x", "payload": {"blob": "x" * 4096}})
-        assert status == 413 and resp.content_type == "application/problem+json"
+        assert status == 413 and resp.content_type == "application/problem+json" and "1,024 bytes" in problem["detail"]
         assert await pool.fetchval("SELECT count(*) FROM skiplock_tasks") == 0
 
 

@@ -102,3 +102,14 @@ def test_a_host_list_url_is_pointed_at_the_chosen_server_for_migrations() -> Non
     url = "postgresql://app:pw@db1:5432,db2:5433/skiplock?target_session_attrs=read-write&sslmode=prefer"
     assert single_host_url(url, "db2", 5433) == "postgresql://app:pw@db2:5433/skiplock?sslmode=prefer"
     assert single_host_url("postgresql://db1,db2/x", "fe80::1", 5432) == "postgresql://[fe80::1]:5432/x"
+
+
+def test_shell_completion_knows_every_command() -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "skiplock", "completion", "bash"], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    for command in ("up", "worker", "tasks", "runs", "workers", "cluster", "--idempotency-key", "--max-body-bytes"):
+        assert command in out.stdout
