@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
 
 from skiplock.common.embedded import free_port
 from tests.conftest import wait_until
@@ -27,6 +28,7 @@ class Proc:
     argv: list[str]
     env: dict[str, str]
     port: int | None = None
+    metrics_port: int | None = None
     proc: subprocess.Popen[bytes] | None = None
     role: str = ""
     log_path: Path = field(default_factory=lambda: Path(tempfile.mkstemp(prefix="skiplock-e2e-", suffix=".log")[1]))
@@ -118,12 +120,31 @@ class Cluster:
                      env: dict[str, str] | None = None, wait: bool = True) -> Proc:
         coords = ",".join(f"127.0.0.1:{c.port}" for c in (coordinators or self.coordinators))
         argv = ["worker", "--coordinator", coords, "--allow-net", "127.0.0.0/8", *args]
+        if "--metrics-addr" in args:
+            metrics_port = int(args[args.index("--metrics-addr") + 1].rpartition(":")[2])
+        else:  # tests read what a worker did from its metrics, not its log
+            metrics_port = free_port()
+            argv += ["--metrics-addr", f"127.0.0.1:{metrics_port}"]
         if name:
             argv += ["--name", name]
         p = self._spawn(name or "worker", argv, env=env)
+        p.metrics_port = metrics_port
         if wait:
-            await wait_until(lambda: _connected(p), 30, what=f"worker {name} connected")
+            await wait_until(lambda: self.metric(p, "skiplock_worker_sessions_total"), 30,
+                             what=f"worker {name} connected")
         return p
+
+    async def metric(self, p: Proc, name: str, **labels: str) -> float:
+        """A worker's metric (summed over the series matching `labels`); 0 before it serves."""
+        if not p.alive():
+            raise AssertionError(f"{p.name} exited:\n{p.output()}")
+        try:
+            async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{p.metrics_port}/metrics") as r:
+                text = await r.text()
+        except aiohttp.ClientError:
+            return 0.0
+        return sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
+                   if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()))
 
     async def request(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
         async with aiohttp.ClientSession() as s, s.request(method, f"{self.api_url}{path}", json=body,
@@ -175,9 +196,3 @@ def _listening(p: Proc) -> bool:
     if not p.alive():
         raise AssertionError(f"{p.name} exited:\n{p.output()}")
     return '"event": "coordinator_listening"' in p.output()
-
-
-def _connected(p: Proc) -> bool:
-    if not p.alive():
-        raise AssertionError(f"{p.name} exited:\n{p.output()}")
-    return '"event": "connected"' in p.output()

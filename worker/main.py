@@ -14,7 +14,7 @@ from skiplock.worker.worker import Worker
 
 
 def _registry(worker: Worker) -> CollectorRegistry:
-    registry = CollectorRegistry()
+    registry = worker.metrics.registry
     Gauge("skiplock_worker_running_runs", "Runs executing", registry=registry).set_function(lambda: len(worker.running))
     Gauge("skiplock_worker_slots", "Slots", registry=registry).set(worker.settings.slots)
     Gauge("skiplock_worker_connected", "1 when a session is up", registry=registry).set_function(

@@ -35,6 +35,7 @@ from skiplock.proto import skiplock_pb2 as pb
 from skiplock.proto import skiplock_pb2_grpc as pb_grpc
 from skiplock.worker import executors, netguard
 from skiplock.worker.handlers import Context, HandlerFn
+from skiplock.worker.metrics import WorkerMetrics
 from skiplock.worker.outcome import Outcome
 
 log = logs.get("skiplock.worker")
@@ -82,8 +83,10 @@ class Running:
 
 
 class Worker:
-    def __init__(self, settings: WorkerSettings, handlers: dict[str, HandlerFn]) -> None:
+    def __init__(self, settings: WorkerSettings, handlers: dict[str, HandlerFn],
+                 metrics: WorkerMetrics | None = None) -> None:
         self.settings = settings
+        self.metrics = metrics or WorkerMetrics()
         self.handlers = handlers
         self.id = uuid.uuid4().hex  # fresh per process start
         self.name = settings.name or f"{socket.gethostname()}-{os.getpid()}"
@@ -157,6 +160,7 @@ class Worker:
             elif stop is Stop.LEASE_LOST:
                 self.running.pop(a.run_id, None)
                 rlog.warning("run_abandoned", why=detail or "lease lost")
+                self.metrics.abandoned.labels("self_fenced" if detail.startswith("self-fenced") else "lease_lost").inc()
                 return  # nobody would accept a result
             else:
                 outcome = Outcome("cancelled", None, detail or "cancelled")
@@ -316,6 +320,7 @@ class Worker:
                     lost = set(msg.welcome.lost_run_ids)
                     self._cancel(list(lost), Stop.LEASE_LOST, "lease lost while reconnecting")
                     self._acked(self._hello[0], [r for r in self._hello[1] if r not in lost])
+                    self.metrics.sessions.inc()
                     self.log.info("connected", coordinator=target, coordinator_id=msg.welcome.coordinator_id,
                                   running=len(self.running), lost=len(msg.welcome.lost_run_ids))
                 elif kind == "drain" and msg.drain.resume_work:
@@ -328,6 +333,7 @@ class Worker:
                     self.draining = True
                     self._heartbeat_now.set()
                 elif kind == "drain":
+                    self.metrics.coordinator_drains.inc()
                     self.log.info("coordinator_draining", coordinator=target, reason=msg.drain.reason)
                     break
         finally:
@@ -351,6 +357,7 @@ class Worker:
             try:
                 await self._session(target)
             except grpc.aio.AioRpcError as exc:
+                self.metrics.session_errors.labels(exc.code().name).inc()
                 self.log.warning("session_ended", coordinator=target, code=exc.code().name,
                                  detail=exc.details())
                 if exc.code() == grpc.StatusCode.UNAUTHENTICATED:

@@ -26,7 +26,9 @@ async def test_worker_without_the_token_is_refused_and_gets_no_runs(cluster: Clu
                                     env={"SKIPLOCK_WORKER_TOKEN": "wrong"})
     anonymous = await cluster.worker("--import", "e2e_handlers", name="anonymous", wait=False)
     for w in (intruder, anonymous):
-        await wait_until(lambda w=w: "UNAUTHENTICATED" in w.output(), 20, what=f"{w.name} to be refused")
+        await wait_until(lambda w=w: cluster.metric(w, "skiplock_worker_session_errors_total", code="UNAUTHENTICATED"),
+                         20, what=f"{w.name} to be refused")
+        assert await cluster.metric(w, "skiplock_worker_sessions_total") == 0
     status, task = await cluster.request("POST", "/api/tasks", {"type": "echo"})
     assert status == 201
     await cluster.worker("--import", "e2e_handlers", name="member", env={"SKIPLOCK_WORKER_TOKEN": "s3cret"})

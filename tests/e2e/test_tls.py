@@ -38,8 +38,9 @@ async def test_tls_worker_runs_tasks_and_plaintext_is_refused(cluster: Cluster, 
     assert status == 201
     done = await cluster.wait_task(task["id"])
     assert done["last_run"]["result"]["payload"] == {"over": "tls"}
-    await wait_until(lambda: '"event": "session_ended"' in plain.output(), 20, what="the plaintext worker to fail")
-    assert '"event": "connected"' not in plain.output()
+    await wait_until(lambda: cluster.metric(plain, "skiplock_worker_session_errors_total"), 20,
+                     what="the plaintext worker to fail")
+    assert await cluster.metric(plain, "skiplock_worker_sessions_total") == 0
 
 
 async def test_mutual_tls_requires_a_client_certificate(cluster: Cluster, pki: dict[str, str]) -> None:
@@ -51,5 +52,6 @@ async def test_mutual_tls_requires_a_client_certificate(cluster: Cluster, pki: d
                          "--tls-key", pki["client_key"], name="with-cert")
     status, workers = await cluster.request("GET", "/api/workers")
     assert [w["name"] for w in workers["workers"]] == ["with-cert"]
-    await wait_until(lambda: '"event": "session_ended"' in anonymous.output(), 20, what="the cert-less worker to fail")
-    assert '"event": "connected"' not in anonymous.output()
+    await wait_until(lambda: cluster.metric(anonymous, "skiplock_worker_session_errors_total"), 20,
+                     what="the cert-less worker to fail")
+    assert await cluster.metric(anonymous, "skiplock_worker_sessions_total") == 0
