@@ -22,6 +22,7 @@ from skiplock.api.views import decode_cursor
 from skiplock.common import db, logs, timeutil
 from skiplock.common.config import ApiSettings
 from skiplock.common.metrics import render
+from skiplock.common.states import RunState, TaskState
 from skiplock.sql import query
 
 log = logs.get("skiplock.api")
@@ -31,8 +32,8 @@ POOL = web.AppKey("pool", asyncpg.Pool)
 METRICS = web.AppKey("metrics", dict)
 REGISTRY = web.AppKey("registry", CollectorRegistry)
 
-RUN_STATES = ("pending", "running", "succeeded", "failed", "cancelled", "skipped")
-TASK_STATES = tuple(store.STATE_FILTERS)
+RUN_STATES = tuple(RunState)
+TASK_STATES = tuple(TaskState)
 
 HEALTH_TIMEOUT_S = 1.5  # healthz answers within 2 s, however busy or stuck the pool is
 
@@ -325,7 +326,7 @@ async def metrics(request: web.Request) -> web.Response:
     try:
         row = await request.app[POOL].fetchrow(
             query("queue_gauges"), now, now - timedelta(seconds=request.app[SETTINGS].lease_s))
-        for state in ("pending", "running"):
+        for state in (RunState.PENDING, RunState.RUNNING):
             m["runs"].labels(state).set(row["by_state"].get(state, 0))
         m["due"].set(row["due"])
         m["workers"].set(row["workers"])

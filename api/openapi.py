@@ -20,6 +20,7 @@ from skiplock.api.validation import (
 from skiplock.api.views import CURSOR_PATTERN
 from skiplock.api.waiting import REASONS
 from skiplock.common import secrets
+from skiplock.common.states import RunState, TaskState
 from skiplock.common.version import __version__
 
 TS = {"type": "string", "format": "date-time", "description": "RFC 3339 with an explicit offset"}
@@ -120,7 +121,8 @@ BY_TYPE = {"anyOf": [
 ONE_SCHEDULE = {"not": {"anyOf": [{"required": ["run_at", "delay_s"]}, {"required": ["run_at", "cron"]},
                                   {"required": ["delay_s", "cron"]}]}}
 CRON_ONLY = [{"anyOf": [{"not": {"required": [k]}}, {"required": ["cron"]}]} for k in ("timezone", "catch_up", "overlap")]
-RUN_STATE = {"type": "string", "enum": ["pending", "running", "succeeded", "failed", "cancelled", "skipped"]}
+RUN_STATE = {"type": "string", "enum": [s.value for s in RunState]}
+TASK_STATE = {"type": "string", "enum": [s.value for s in TaskState]}
 
 PAGING = [
     {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}},
@@ -177,7 +179,7 @@ def spec() -> dict[str, Any]:
             "payload": {"type": "object"}, "queue": {"type": "string"}, "priority": {"type": "integer"},
             "run_at": NTS, "cron": {"type": "string", "nullable": True}, "timezone": {"type": "string"},
             "catch_up": {"type": "string", "nullable": True}, "overlap": {"type": "string", "nullable": True},
-            "state": {"type": "string", "enum": ["scheduled", "running", "succeeded", "failed", "cancelled", "paused"]},
+            "state": TASK_STATE,
             "next_run_at": NTS, "next_runs": {"type": "array", "items": TS},
             "max_attempts": {"type": "integer"}, "timeout_s": {"type": "number"},
             "retry_backoff_s": {"type": "number"}, "retry_backoff_max_s": {"type": "number"},
@@ -210,7 +212,7 @@ def spec() -> dict[str, Any]:
                      "responses": {**_ok(_ref("Task"), 201, "created"), **_ok(_ref("Task"), 200, "an earlier task with that idempotency key"),
                                    **_problem_responses(400, 401, 409, 413, 503)}},
             "get": {"summary": "List tasks, newest first", "parameters": [
-                {"name": "state", "in": "query", "schema": {"type": "string", "enum": ["scheduled", "running", "succeeded", "failed", "cancelled", "paused"]}},
+                {"name": "state", "in": "query", "schema": TASK_STATE},
                 {"name": "type", "in": "query", "schema": {"type": "string"}},
                 {"name": "queue", "in": "query", "schema": {"type": "string"}},
                 {"name": "name", "in": "query", "schema": {"type": "string"}, "description": "prefix"},

@@ -45,6 +45,32 @@ class TaskStatus(StrEnum):
     FAILED = "failed"
 
 
+# Every move a stored task status may make (tests/unit/test_sql_and_layout.py checks the
+# statements that set it). succeeded/failed: finish_tasks, when a one-off task's last run
+# ended; quarantined: count_lost_runs; paused/active: pause_task, resume_task; cancelled:
+# cancel_task, from any status not final.
+TASK_TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
+    TaskStatus.ACTIVE: frozenset({TaskStatus.PAUSED, TaskStatus.QUARANTINED, TaskStatus.CANCELLED,
+                                  TaskStatus.SUCCEEDED, TaskStatus.FAILED}),
+    TaskStatus.PAUSED: frozenset({TaskStatus.ACTIVE, TaskStatus.CANCELLED, TaskStatus.SUCCEEDED,
+                                  TaskStatus.FAILED}),
+    TaskStatus.QUARANTINED: frozenset({TaskStatus.ACTIVE, TaskStatus.CANCELLED}),
+    TaskStatus.CANCELLED: frozenset(),
+    TaskStatus.SUCCEEDED: frozenset(),
+    TaskStatus.FAILED: frozenset(),
+}
+
+
+class RunReason(StrEnum):
+    """Why a run exists (a CHECK in sql/migrations/0005_run_reason.sql)."""
+
+    SCHEDULE = "schedule"  # its task's run_at, cron fire time, or "now"
+    RETRY = "retry"        # the attempt before it failed
+    TRIGGER = "trigger"    # POST /api/tasks/{id}/trigger
+    CATCH_UP = "catch_up"  # a missed cron slot run late on purpose
+    QUEUED = "queued"      # overlap=queue: waits for the run in progress
+
+
 class TaskState(StrEnum):
     """What users see (the contract's task states)."""
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from skiplock.common import timeutil
+from skiplock.common.states import TaskStatus
 
 # catch_up=all replays at most this many missed slots, then jumps to the present.
 CATCH_UP_ALL_LIMIT = 100
@@ -42,4 +43,8 @@ def next_slot(cron: str, tz: str, catch_up: str, after: datetime, now: datetime)
 
 
 def final_task_status(run_state: str) -> str:
-    return {"succeeded": "succeeded", "failed": "failed", "cancelled": "cancelled"}[run_state]
+    """A one-off task ends as its last run did (the names are the same by design)."""
+    status = TaskStatus(run_state)
+    if status not in (TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED):
+        raise ValueError(f"{run_state!r} is not a final run state")
+    return status.value

@@ -18,6 +18,7 @@ import grpc
 
 from skiplock.common import db, logs, timeutil
 from skiplock.common.config import CoordinatorSettings
+from skiplock.common.states import RunState
 from skiplock.coordinator.auth import bearer_ok
 from skiplock.coordinator.dispatcher import Dispatcher
 from skiplock.coordinator.followups import ResultRow
@@ -31,7 +32,8 @@ from skiplock.sql import query
 
 log = logs.get("skiplock.session")
 
-STATES = {pb.OUTCOME_SUCCEEDED: "succeeded", pb.OUTCOME_FAILED: "failed", pb.OUTCOME_CANCELLED: "cancelled"}
+STATES = {pb.OUTCOME_SUCCEEDED: RunState.SUCCEEDED, pb.OUTCOME_FAILED: RunState.FAILED,
+          pb.OUTCOME_CANCELLED: RunState.CANCELLED}
 
 
 def _uuid(value: str) -> uuid.UUID | None:

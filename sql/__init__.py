@@ -14,11 +14,14 @@ def parse_queries(text: str) -> dict[str, str]:
     """Split a file of ``-- name: x`` blocks into {name: statement}.
 
     Comment lines inside a block are dropped; a duplicate or empty block is an error, so a
-    typo can't silently shadow a statement.
+    typo can't silently shadow a statement, and so is a block whose first line is not a
+    comment saying what it does.
     """
     parts = _NAME.split(text)
     queries: dict[str, str] = {}
     for name, body in zip(parts[1::2], parts[2::2], strict=True):
+        if not body.strip().startswith("--"):
+            raise ValueError(f"query {name!r} needs a description: a comment line right after its name")
         lines = [ln for ln in body.splitlines() if not ln.lstrip().startswith("--")]
         sql = "\n".join(lines).strip().rstrip(";").strip()
         if not sql:

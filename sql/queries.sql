@@ -116,7 +116,8 @@ SET state = 'pending', reason = CASE WHEN reason = 'catch_up' THEN 'catch_up' EL
 WHERE id = ANY($1::uuid[]) AND state = 'running';
 
 -- name: mark_catch_up
-UPDATE skiplock_runs SET reason = 'catch_up' WHERE id = ANY($1::uuid[]);
+-- Claimed cron slots that run late on purpose (the catch-up policy let them): say so in reason.
+UPDATE skiplock_runs SET reason = 'catch_up' WHERE id = ANY($1::uuid[]) AND state = 'running';
 
 -- name: release_queued
 -- A cron run ended: the task's earliest waiting slot (overlap=queue, or the next catch-up
@@ -266,6 +267,7 @@ WHERE r.id = ANY($4::uuid[]) AND r.id = h.id AND r.lease_token = h.token
 RETURNING r.id, r.worker_id;
 
 -- name: upsert_worker
+-- A worker's hello: its record (types, queues, slots) on the coordinator holding its stream.
 INSERT INTO skiplock_workers (id, name, host, types, queues, slots, running, coordinator_id,
                               connected_at, last_heartbeat_at, disconnected_at, draining)
 VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $8, NULL, false)
@@ -275,6 +277,7 @@ SET name = EXCLUDED.name, host = EXCLUDED.host, types = EXCLUDED.types,
     last_heartbeat_at = EXCLUDED.last_heartbeat_at, disconnected_at = NULL, draining = false;
 
 -- name: worker_disconnected
+-- The stream of a worker ended on this coordinator (not if it reconnected elsewhere meanwhile).
 UPDATE skiplock_workers SET disconnected_at = $3
 WHERE id = $1 AND coordinator_id = $2 AND disconnected_at IS NULL;
 
@@ -332,6 +335,7 @@ ORDER BY t.created_at DESC, t.id DESC
 LIMIT $8;
 
 -- name: last_runs
+-- The latest run of each task, for the task views.
 SELECT DISTINCT ON (task_id) *
 FROM skiplock_runs
 WHERE task_id = ANY($1::uuid[])
@@ -390,6 +394,7 @@ UPDATE skiplock_runs SET due_at = 'infinity'
 WHERE task_id = $1 AND state = 'pending' AND EXISTS (SELECT 1 FROM t);
 
 -- name: resume_task
+-- Resume a paused or quarantined task: its pending runs are due again (not before their slot).
 WITH t AS (
     UPDATE skiplock_tasks SET status = 'active', updated_at = $2, lost_runs = 0
     WHERE id = $1 AND status IN ('paused', 'quarantined')
@@ -409,12 +414,15 @@ SELECT (SELECT coalesce(jsonb_object_agg(state, n), '{}') FROM
          WHERE disconnected_at IS NULL AND last_heartbeat_at > $2) AS workers;
 
 -- name: runs_by_state
+-- Admin ClusterStatus: runs by state.
 SELECT state, count(*) FROM skiplock_runs GROUP BY state;
 
 -- name: due_backlog
+-- Admin ClusterStatus: pending runs already due.
 SELECT count(*) FROM skiplock_runs WHERE state = 'pending' AND due_at <= $1;
 
 -- name: connected_worker_count
+-- Admin ClusterStatus: workers with a heartbeat within the lease.
 SELECT count(*) FROM skiplock_workers WHERE disconnected_at IS NULL AND last_heartbeat_at > $1;
 
 -- name: patch_task
@@ -450,6 +458,7 @@ DELETE FROM skiplock_runs
 WHERE task_id = $1 AND state = 'pending' AND reason IN ('schedule', 'catch_up');
 
 -- name: move_pending_run
+-- A one-off task's run_at changed: its pending run moves (a paused one keeps waiting).
 UPDATE skiplock_runs SET scheduled_for = $2, due_at = CASE WHEN due_at = 'infinity' THEN due_at ELSE greatest($2, $3) END
 WHERE task_id = $1 AND state = 'pending' AND reason = 'schedule'
 RETURNING pg_notify('skiplock_wake', extract(epoch FROM due_at)::text);
@@ -471,4 +480,5 @@ WITH old AS (
 DELETE FROM skiplock_runs d USING old WHERE d.id = old.id;
 
 -- name: delete_old_workers
+-- Retention: workers gone for longer than $1's cutoff.
 DELETE FROM skiplock_workers WHERE coalesce(disconnected_at, last_heartbeat_at) < $1;

@@ -30,6 +30,7 @@ import grpc
 from skiplock.common import logs, secrets
 from skiplock.common.config import WorkerSettings
 from skiplock.common.errors import ConfigError, SkiplockError
+from skiplock.common.states import RunState
 from skiplock.common.version import __version__
 from skiplock.proto import skiplock_pb2 as pb
 from skiplock.proto import skiplock_pb2_grpc as pb_grpc
@@ -40,7 +41,8 @@ from skiplock.worker.outcome import Outcome
 
 log = logs.get("skiplock.worker")
 
-OUTCOMES = {"succeeded": pb.OUTCOME_SUCCEEDED, "failed": pb.OUTCOME_FAILED, "cancelled": pb.OUTCOME_CANCELLED}
+OUTCOMES = {RunState.SUCCEEDED: pb.OUTCOME_SUCCEEDED, RunState.FAILED: pb.OUTCOME_FAILED,
+            RunState.CANCELLED: pb.OUTCOME_CANCELLED}
 MAX_HOLD_S = 1.0  # bounds the wait for a run's due time, whatever the clocks say
 CHANNEL_OPTIONS = [
     ("grpc.keepalive_time_ms", 5_000),  # notice a dead or half-open coordinator in seconds

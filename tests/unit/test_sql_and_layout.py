@@ -14,15 +14,17 @@ PACKAGES = ("api", "coordinator", "worker", "common", "proto", "sql", "cli")
 
 
 def test_parse_queries_splits_named_blocks() -> None:
-    text = "-- name: a\n-- a comment\nSELECT 1;\n\n-- name: b\nSELECT 2\n"
+    text = "-- name: a\n-- a comment\nSELECT 1;\n\n-- name: b\n-- two\nSELECT 2\n"
     assert parse_queries(text) == {"a": "SELECT 1", "b": "SELECT 2"}
 
 
 def test_parse_queries_rejects_duplicates_and_empty_blocks() -> None:
     with pytest.raises(ValueError, match="twice"):
-        parse_queries("-- name: a\nSELECT 1;\n-- name: a\nSELECT 2;")
+        parse_queries("-- name: a\n-- one\nSELECT 1;\n-- name: a\n-- two\nSELECT 2;")
     with pytest.raises(ValueError, match="empty"):
         parse_queries("-- name: a\n-- nothing\n")
+    with pytest.raises(ValueError, match="description"):
+        parse_queries("-- name: a\nSELECT 1;")
 
 
 def test_every_query_the_code_names_exists_and_every_query_is_used() -> None:
@@ -113,3 +115,38 @@ def test_shell_completion_knows_every_command() -> None:
     assert out.returncode == 0, out.stderr
     for command in ("up", "worker", "tasks", "runs", "workers", "cluster", "--idempotency-key", "--max-body-bytes"):
         assert command in out.stdout
+
+
+# Statement → (the statuses it moves tasks from, the statuses it moves them to).
+TASK_MOVES = {
+    "count_lost_runs": ({"active"}, {"quarantined"}),
+    "finish_tasks": ({"active", "paused"}, {"succeeded", "failed", "cancelled"}),
+    "cancel_task": ({"active", "paused", "quarantined"}, {"cancelled"}),
+    "pause_task": ({"active"}, {"paused"}),
+    "resume_task": ({"paused", "quarantined"}, {"active"}),
+}
+
+
+def test_every_task_status_change_is_declared_and_guarded() -> None:
+    from skiplock.common.states import TASK_TRANSITIONS, TaskStatus
+
+    setters = {name for name, sql in queries().items() if re.search(r"(?:SET|,)\s*status\s*=", sql)
+               and "skiplock_tasks" in sql}
+    assert setters == set(TASK_MOVES), "a statement changes task statuses without an entry in TASK_MOVES"
+    for name, (sources, targets) in TASK_MOVES.items():
+        sql = queries()[name]
+        for source in sources:
+            # Guarded in the WHERE clause: by name, or (cancel, finish) by a list that holds it.
+            assert f"'{source}'" in sql or "NOT IN ('succeeded', 'failed', 'cancelled')" in sql, (name, source)
+            assert {TaskStatus(t) for t in targets} <= TASK_TRANSITIONS[TaskStatus(source)], (name, source)
+
+
+def test_run_reasons_mirror_the_sql_check() -> None:
+    from skiplock.common.states import RunReason
+    from skiplock.sql import migrations_dir
+
+    ddl = (migrations_dir() / "0005_run_reason.sql").read_text()
+    m = re.search(r"CHECK \(reason IN \(([^)]*)\)\)", ddl)
+    assert m and set(re.findall(r"'([a-z_]+)'", m.group(1))) == {r.value for r in RunReason}
+    used = set(re.findall(r"reason\s*=\s*'([a-z_]+)'", "\n".join(queries().values())))
+    assert used <= {r.value for r in RunReason}
