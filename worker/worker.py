@@ -175,7 +175,7 @@ class Worker:
         emit("run_finished", state=outcome.state, error=(outcome.error or "")[:200] or None,
              duration_ms=round((time.time() - started) * 1000))
         self.outbox.append(pb.Result(
-            run_id=a.run_id, lease_token=a.lease_token, outcome=OUTCOMES[outcome.state],
+            run_id=a.run_id, lease_token=a.lease_token, outcome=OUTCOMES[RunState(outcome.state)],
             result_json=json.dumps(outcome.result) if outcome.result is not None else "",
             error=outcome.error or "", retryable=outcome.retryable, released=outcome.released,
             retry_after_s=outcome.retry_after_s, started_at=started, finished_at=time.time()))
