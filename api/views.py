@@ -1,4 +1,4 @@
-"""How tasks and runs look on the wire (contract.md: "A task, as returned", "A run, as returned")."""
+"""How tasks and runs look on the wire: the README's "A task, as returned" and the OpenAPI Task and Run."""
 
 from __future__ import annotations
 

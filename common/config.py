@@ -1,6 +1,6 @@
 """Settings: one frozen object per process, from flags, else SKIPLOCK_* environment variables.
 
-Every flag mirrors a variable (see `flag_env`), and a bad value fails at start with a
+Every flag mirrors a variable (cli/main.py `_flag` names it in --help), and a bad value fails at start with a
 sentence that names the setting.
 """
 

@@ -1,7 +1,7 @@
 """Generate the protobuf/gRPC modules for proto/skiplock.proto.
 
 The generated code is committed; `python -m skiplock.proto.codegen` rewrites it and
-tests/unit/test_proto_fresh.py fails when it is stale.
+tests/unit/test_sql_and_layout.py fails when it is stale.
 """
 
 from __future__ import annotations

@@ -150,3 +150,17 @@ def test_run_reasons_mirror_the_sql_check() -> None:
     assert m and set(re.findall(r"'([a-z_]+)'", m.group(1))) == {r.value for r in RunReason}
     used = set(re.findall(r"reason\s*=\s*'([a-z_]+)'", "\n".join(queries().values())))
     assert used <= {r.value for r in RunReason}
+
+
+def test_paths_named_in_the_code_exist() -> None:
+    """A comment that sends a reader to a file must send them somewhere."""
+    pattern = re.compile(r"\b((?:api|coordinator|worker|common|cli|sql|proto|tests|bench)/[A-Za-z0-9_./-]+"
+                         r"\.(?:py|sql|proto|md))\b")
+    missing = []
+    for folder in [*PACKAGES, "tests", "bench"]:
+        for path in (ROOT / folder).rglob("*.py"):
+            if "_pb2" in path.name:
+                continue
+            missing += [(str(path.relative_to(ROOT)), name) for name in pattern.findall(path.read_text())
+                        if not (ROOT / name).exists()]
+    assert missing == []
