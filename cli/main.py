@@ -119,9 +119,15 @@ def _db_url(args: argparse.Namespace) -> str:
 
 
 def _leases(args: argparse.Namespace) -> config.LeaseSettings:
-    lease = config.parse_positive(args.lease_s, "--lease-s") if args.lease_s else 10.0
-    beat = config.parse_positive(args.heartbeat_s, "--heartbeat-s") if args.heartbeat_s else min(2.0, lease / 5)
-    return config.LeaseSettings(lease_s=lease, heartbeat_s=beat)
+    return config.LeaseSettings(**given(lease_s=(args.lease_s, "--lease-s"),
+                                        heartbeat_s=(args.heartbeat_s, "--heartbeat-s")))
+
+
+def given(**pairs: tuple[Any, str]) -> dict[str, Any]:
+    """The settings a user gave (by flag or variable), parsed; the others keep the defaults
+    declared once, on the settings dataclasses in common/config.py."""
+    return {key: config.parse_positive(value, flag) for key, (value, flag) in pairs.items()
+            if value not in (None, "")}
 
 
 def import_handlers(modules: Sequence[str]) -> dict[str, Any]:
@@ -148,7 +154,7 @@ def worker_settings(args: argparse.Namespace, coordinators: Sequence[str] | None
     return config.WorkerSettings(
         coordinators=coords,
         name=getattr(args, "name", None) or "",
-        slots=int(config.parse_positive(args.slots or 10, "--slots", integer=True)),
+        **({"slots": int(config.parse_positive(args.slots, "--slots", integer=True))} if args.slots else {}),
         types=config.parse_list(getattr(args, "types", None)),
         queues=config.parse_list(args.queues),
         imports=config.parse_list(args.imports),
@@ -156,7 +162,7 @@ def worker_settings(args: argparse.Namespace, coordinators: Sequence[str] | None
         allow_net=config.parse_networks(args.allow_net, "--allow-net"),
         worker_token=env("SKIPLOCK_WORKER_TOKEN"),
         metrics_addr=getattr(args, "metrics_addr", None),
-        drain_grace_s=config.parse_positive(getattr(args, "drain_grace_s", None) or 30, "--drain-grace-s"),
+        **given(drain_grace_s=(getattr(args, "drain_grace_s", None), "--drain-grace-s")),
         tls_ca=getattr(args, "tls_ca", None),
         tls_cert=getattr(args, "tls_cert", None),
         tls_key=getattr(args, "tls_key", None),
@@ -176,7 +182,7 @@ def cmd_api(args: argparse.Namespace) -> int:
 
     settings = config.ApiSettings(
         database_url=_db_url(args), api_addr=args.api_addr, api_token=env("SKIPLOCK_API_TOKEN"),
-        lease_s=config.parse_positive(args.lease_s, "--lease-s") if args.lease_s else 10.0,
+        **given(lease_s=(args.lease_s, "--lease-s")),
         **({"max_body_bytes": int(config.parse_positive(args.max_body_bytes, "--max-body-bytes", integer=True))}
            if args.max_body_bytes else {}))
     config.parse_addr(settings.api_addr, "--api-addr")
@@ -196,7 +202,7 @@ def cmd_coordinator(args: argparse.Namespace) -> int:
         database_url=_db_url(args), grpc_addr=args.grpc_addr, coordinator_id=args.coordinator_id or "",
         leases=_leases(args), metrics_addr=args.metrics_addr, worker_token=env("SKIPLOCK_WORKER_TOKEN"),
         admin_token=env("SKIPLOCK_ADMIN_TOKEN"),
-        retention_s=config.parse_positive(args.retention_s, "--retention-s") if args.retention_s else 7 * 86400.0,
+        **given(retention_s=(args.retention_s, "--retention-s")),
         tls_cert=args.tls_cert, tls_key=args.tls_key, tls_ca=args.tls_ca)
     asyncio.run(serve(settings, migrate=not args.no_migrate))
     return 0

@@ -180,7 +180,7 @@ def up(args: argparse.Namespace, leases: config.LeaseSettings) -> int:
                   f"  REST API     http://{api_host}:{api_port}/api/tasks   (docs: http://{api_host}:{api_port}/docs)\n"
                   f"  gRPC         {args.grpc_addr}   (grpcurl -plaintext {args.grpc_addr} list)\n"
                   f"  PostgreSQL   {url}" + ("   (embedded)" if embedded else "") + "\n"
-                  f"  workers      {workers} x {args.slots or 10} slots"
+                  f"  workers      {workers} x {args.slots or config.WorkerSettings().slots} slots"
                   + (", shell allowed" if args.allow_shell else "") + "\n"
                   "Press Ctrl-C to stop.\n", flush=True)
         while stop["signal"] is None:
@@ -206,7 +206,7 @@ def up(args: argparse.Namespace, leases: config.LeaseSettings) -> int:
                                ([c for c in children if c.name == "api"], 15.0)):
             alive = [c for c in group if c.alive() and c.proc is not None]
             if alive and group[0].name.startswith("worker"):
-                grace = getattr(args, "drain_grace_s", None) or 30
+                grace = getattr(args, "drain_grace_s", None) or config.WorkerSettings().drain_grace_s
                 print(f"skiplock: waiting for {len(alive)} worker(s) to finish their runs (up to {grace:g} s); "
                       "Ctrl-C again hands them back for a retry now", flush=True)
             for c in alive:

@@ -71,9 +71,11 @@ class LeaseSettings:
     """How long a run's lease lasts without a heartbeat, and how often workers heartbeat."""
 
     lease_s: float = 10.0
-    heartbeat_s: float = 2.0
+    heartbeat_s: float = 0.0  # 0: a fifth of the lease, at most 2 s
 
     def __post_init__(self) -> None:
+        if not self.heartbeat_s:
+            object.__setattr__(self, "heartbeat_s", min(2.0, self.lease_s / 5))
         if self.heartbeat_s >= self.lease_s:
             raise ConfigError(
                 f"the heartbeat interval ({self.heartbeat_s}s) must be shorter than the lease "

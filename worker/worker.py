@@ -28,7 +28,7 @@ import aiohttp
 import grpc
 
 from skiplock.common import logs, secrets
-from skiplock.common.config import WorkerSettings
+from skiplock.common.config import LeaseSettings, WorkerSettings
 from skiplock.common.errors import ConfigError, SkiplockError
 from skiplock.common.states import RunState
 from skiplock.common.version import __version__
@@ -97,7 +97,7 @@ class Worker:
         self.outbox: list[pb.Result] = []
         self._outbox_ready = asyncio.Event()
         self._heartbeat_now = asyncio.Event()
-        self.heartbeat_s = 2.0
+        self.heartbeat_s = LeaseSettings().heartbeat_s  # until a Welcome says
         self.draining = False
         self.shutting_down = False
         self._hurry = asyncio.Event()
@@ -105,7 +105,7 @@ class Worker:
         self.connected = asyncio.Event()
         self.coordinator: str | None = None
         self._session_stop: asyncio.Event | None = None
-        self.lease_s = 10.0
+        self.lease_s = LeaseSettings().lease_s  # until a coordinator's Welcome says
         # Results sent on the current stream, kept for one lease: if the stream breaks they
         # are sent again after reconnecting (the coordinator ignores ones already written).
         self._sent: deque[tuple[float, pb.Result]] = deque()
