@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage
@@ -13,6 +12,7 @@ from skiplock.api.app import create_app
 from skiplock.common import db, logs
 from skiplock.common.config import ApiSettings, parse_addr
 from skiplock.common.errors import AddressInUse
+from skiplock.common.lifecycle import install_stop_signals
 
 log = logs.get("skiplock.api")
 
@@ -44,9 +44,7 @@ async def run_api(settings: ApiSettings, *, migrate: bool = True) -> None:
         raise AddressInUse(f"{host}:{port} is in use ({exc.strerror}); pass --api-addr HOST:PORT") from None
     log.info("api_listening", url=f"http://{host}:{port}", docs=f"http://{host}:{port}/docs")
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    install_stop_signals(stop)
     await stop.wait()
     log.info("api_stopping")
     await runner.cleanup()

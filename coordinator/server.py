@@ -4,7 +4,6 @@ result writing, reaping and LISTEN, with a drain on SIGTERM."""
 from __future__ import annotations
 
 import asyncio
-import signal
 import socket
 import uuid
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from grpc_reflection.v1alpha import reflection
 from skiplock.common import db, logs
 from skiplock.common.config import CoordinatorSettings, parse_addr
 from skiplock.common.errors import AddressInUse
+from skiplock.common.lifecycle import cancel_and_wait, install_stop_signals, supervise
 from skiplock.common.metrics import serve_metrics
 from skiplock.coordinator.admin import AdminService
 from skiplock.coordinator.dbwatch import DatabaseWatch
@@ -107,12 +107,7 @@ async def serve(settings: CoordinatorSettings, *, migrate: bool = True,
     metrics_runner = await serve_metrics(settings.metrics_addr, metrics.registry) if settings.metrics_addr else None
 
     stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):
-            pass
+    install_stop_signals(stop)
     async def database_lost() -> None:
         dispatcher.paused = True
         for name in ("", *names[:2]):
@@ -141,11 +136,7 @@ async def serve(settings: CoordinatorSettings, *, migrate: bool = True,
              metrics=settings.metrics_addr)
     if on_ready:
         on_ready(bound)
-    stopper = asyncio.create_task(stop.wait(), name="stop")
-    done, _ = await asyncio.wait([stopper, *side], return_when=asyncio.FIRST_COMPLETED)
-    for t in done:
-        if t is not stopper and not t.cancelled() and t.exception() is not None:
-            log.error("side_task_died", task=t.get_name(), error=repr(t.exception()))
+    died = await supervise(side, stop)
     # Drain: stop claiming, tell workers to move on, write every result received, close.
     log.info("coordinator_draining")
     await health_servicer.enter_graceful_shutdown()
@@ -153,14 +144,10 @@ async def serve(settings: CoordinatorSettings, *, migrate: bool = True,
     await sessions.close_all("coordinator shutting down")
     flushed = await results.flush(timeout=10)
     await server.stop(grace=3)
-    for t in side:
-        t.cancel()
-    await asyncio.gather(*side, return_exceptions=True)
-    stopper.cancel()
+    await cancel_and_wait(side)
     if metrics_runner is not None:
         await metrics_runner.cleanup()
     await pool.close()
     log.info("coordinator_stopped", results_flushed=flushed)
-    for t in done:
-        if t is not stopper and not t.cancelled() and t.exception() is not None:
-            raise SystemExit(f"coordinator side task {t.get_name()} died: {t.exception()!r}")
+    if died:  # drained; now exit non-zero so a supervisor restarts it
+        raise SystemExit(f"coordinator side task {died[0].get_name()} died: {died[0].exception()!r}")

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 
 from prometheus_client import CollectorRegistry, Gauge
 
 from skiplock.common.config import WorkerSettings
+from skiplock.common.lifecycle import install_stop_signals
 from skiplock.common.metrics import serve_metrics
 from skiplock.worker.handlers import HandlerFn
 from skiplock.worker.worker import Worker
@@ -25,15 +25,8 @@ def _registry(worker: Worker) -> CollectorRegistry:
 async def run_worker(settings: WorkerSettings, handlers: dict[str, HandlerFn]) -> None:
     worker = Worker(settings, handlers)
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-
-    def on_signal() -> None:
-        if stop.is_set():
-            worker.hurry()  # a second signal: hand the runs back now instead of waiting
-        stop.set()
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, on_signal)
+    # A second signal: hand the runs back now instead of waiting out the grace.
+    install_stop_signals(stop, on_repeat=worker.hurry)
     runner = await serve_metrics(settings.metrics_addr, _registry(worker)) if settings.metrics_addr else None
     try:
         await worker.run(stop)

@@ -30,6 +30,7 @@ import grpc
 from skiplock.common import logs, secrets
 from skiplock.common.config import LeaseSettings, WorkerSettings
 from skiplock.common.errors import ConfigError, SkiplockError
+from skiplock.common.lifecycle import cancel_and_wait, supervise
 from skiplock.common.states import RunState
 from skiplock.common.version import __version__
 from skiplock.proto import skiplock_pb2 as pb
@@ -426,11 +427,7 @@ class Worker:
                       slots=self.settings.slots)
         conn = asyncio.create_task(self.connect_loop(), name="connect")
         fence = asyncio.create_task(self.fence_loop(), name="fence")
-        stopper = asyncio.create_task(stop.wait(), name="stop")
-        done, _ = await asyncio.wait([conn, fence, stopper], return_when=asyncio.FIRST_COMPLETED)
-        died = [t for t in done if t is not stopper and not t.cancelled() and t.exception() is not None]
-        for t in died:
-            self.log.error("side_task_died", task=t.get_name(), error=repr(t.exception()))
+        died = await supervise([conn, fence], stop)
         fence.cancel()
         await self.drain(self.settings.drain_grace_s)
         # End the stream in order: the request side flushes the outbox, then half-closes;
@@ -444,9 +441,7 @@ class Worker:
                     await asyncio.shield(conn)
             except (TimeoutError, Exception):
                 pass
-        conn.cancel()
-        stopper.cancel()
-        await asyncio.gather(conn, stopper, return_exceptions=True)
+        await cancel_and_wait([conn, fence])
         await self.http.close()
         self.handler_threads.shutdown(wait=False, cancel_futures=True)
         self.log.info("worker_stopped", unsent_results=len(self.outbox))
