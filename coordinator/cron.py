@@ -15,17 +15,18 @@ import asyncpg
 from skiplock.common import timeutil
 from skiplock.common.new_runs import NewRun, insert_runs
 from skiplock.coordinator.policy import next_slot
+from skiplock.coordinator.queries import ClaimedRun
 from skiplock.sql import query
 
 SLOT_REASONS = ("schedule", "catch_up")
 MISSED_COUNT_LIMIT = 1000
 
 
-def _slots(rows: Sequence[asyncpg.Record]) -> list[asyncpg.Record]:
+def _slots(rows: Sequence[ClaimedRun]) -> list[ClaimedRun]:
     return [r for r in rows if r["cron"] and r["attempt"] == 1 and r["reason"] in (*SLOT_REASONS, "queued")]
 
 
-async def apply_policies(conn: asyncpg.Connection, rows: Sequence[asyncpg.Record], now: datetime) -> set[uuid.UUID]:
+async def apply_policies(conn: asyncpg.Connection, rows: Sequence[ClaimedRun], now: datetime) -> set[uuid.UUID]:
     """Decide for each claimed cron slot: run it, skip it (recorded with the reason) or queue
     it behind the run in progress. Returns the ids that must not be dispatched."""
     slots = sorted(_slots(rows), key=lambda r: r["scheduled_for"])
@@ -85,7 +86,7 @@ async def apply_policies(conn: asyncpg.Connection, rows: Sequence[asyncpg.Record
     return set(skip) | set(queue)
 
 
-async def materialise_next(conn: asyncpg.Connection, rows: Sequence[asyncpg.Record], now: datetime) -> None:
+async def materialise_next(conn: asyncpg.Connection, rows: Sequence[ClaimedRun], now: datetime) -> None:
     """A cron task's next slot is made when the current one is claimed; the unique key
     (task, slot, attempt) makes a second materialisation a no-op."""
     nxt: list[NewRun] = []

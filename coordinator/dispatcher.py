@@ -19,11 +19,11 @@ import asyncpg
 from skiplock.common import db, logs, timeutil
 from skiplock.common.backoff import Backoff
 from skiplock.common.config import CoordinatorSettings
-from skiplock.coordinator import cron
+from skiplock.coordinator import cron, queries
 from skiplock.coordinator.metrics import CoordinatorMetrics
+from skiplock.coordinator.queries import ClaimedRun
 from skiplock.coordinator.registry import Registry, WorkerConn
 from skiplock.proto import skiplock_pb2 as pb
-from skiplock.sql import query
 
 log = logs.get("skiplock.dispatch")
 
@@ -132,33 +132,33 @@ class Dispatcher:
 
     async def _arm_timer(self, types: tuple[str, ...], queues: tuple[str, ...]) -> None:
         horizon = self.clock() + timedelta(seconds=self.settings.claim_ahead_s)
-        nxt = await self.pool.fetchval(query("next_due"), horizon, list(types), list(queues))
+        nxt = await queries.next_due(self.pool, after=horizon, types=types, queues=queues)
         if nxt is not None:
             self.due_at(nxt.timestamp())
 
-    async def claim(self, types: tuple[str, ...], queues: tuple[str, ...], slots: list[str]) -> list[asyncpg.Record]:
+    async def claim(self, types: tuple[str, ...], queues: tuple[str, ...], slots: list[str]) -> list[ClaimedRun]:
         now = self.clock()
+        s = self.settings
         async with self.pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(
-                query("claim"), now, list(types), list(queues), len(slots), slots,
-                self.settings.coordinator_id, self.settings.leases.lease_s,
-                self.settings.timeout_grace_s, now + timedelta(seconds=self.settings.claim_ahead_s))
+            rows = await queries.claim(conn, now=now, horizon=now + timedelta(seconds=s.claim_ahead_s), types=types,
+                                       queues=queues, slots=slots, coordinator_id=s.coordinator_id,
+                                       lease_s=s.leases.lease_s, timeout_grace_s=s.timeout_grace_s)
             # A run of a task that stopped being active while the run was being made (the
             # command's snapshot could not see it) is settled here instead of dispatched.
-            inactive = [r["id"] for r in rows if r["task_status"] != "active"]
+            inactive = [r.id for r in rows if r.task_status != "active"]
             if inactive:
-                await conn.execute(query("settle_inactive_runs"), inactive, now)
-                rows = [r for r in rows if r["task_status"] == "active"]
+                await queries.settle_inactive_runs(conn, run_ids=inactive, now=now)
+                rows = [r for r in rows if r.task_status == "active"]
             held = await cron.apply_policies(conn, rows, now)
             await cron.materialise_next(conn, rows, now)
         self.metrics.claims.inc()
         if rows:
-            orphans = self._send([r for r in rows if r["id"] not in held], now)
+            orphans = self._send([r for r in rows if r.id not in held], now)
             if orphans:
-                await self.pool.execute(query("unclaim_runs"), orphans)
+                await queries.unclaim_runs(self.pool, run_ids=orphans)
         return rows
 
-    def _send(self, rows: list[asyncpg.Record], now: datetime) -> list[uuid.UUID]:
+    def _send(self, rows: list[ClaimedRun], now: datetime) -> list[uuid.UUID]:
         """Stream claimed runs to their workers; returns those whose worker is gone."""
         per_worker: dict[str, list[pb.Assignment]] = defaultdict(list)
         for r in rows:

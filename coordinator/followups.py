@@ -13,7 +13,9 @@ import asyncpg
 
 from skiplock.common.new_runs import NewRun, insert_runs
 from skiplock.common.timeutil import NEVER
+from skiplock.coordinator import queries
 from skiplock.coordinator.policy import final_task_status, retry_delay
+from skiplock.coordinator.queries import EndedRun
 from skiplock.sql import query
 
 
@@ -35,13 +37,13 @@ class ResultRow:
 
 @dataclass
 class Applied:
-    rows: list[asyncpg.Record]
+    rows: list[EndedRun]
     retries: int
     quarantined: list[uuid.UUID]
     duplicates: set[uuid.UUID] = field(default_factory=set)
 
 
-async def apply_followups(conn: asyncpg.Connection, rows: Sequence[asyncpg.Record], now: datetime,
+async def apply_followups(conn: asyncpg.Connection, rows: Sequence[EndedRun], now: datetime,
                           max_lost_runs: int) -> Applied:
     """In the caller's transaction: count lost runs (quarantining past the limit), insert
     retries, and finish one-off tasks whose last run ended."""
@@ -49,7 +51,8 @@ async def apply_followups(conn: asyncpg.Connection, rows: Sequence[asyncpg.Recor
     quarantined: list[uuid.UUID] = []
     if lost:
         ids = list(lost)
-        res = await conn.fetch(query("count_lost_runs"), ids, [lost[i] for i in ids], max_lost_runs, now)
+        res = await queries.count_lost_runs(conn, task_ids=ids, counts=[lost[i] for i in ids],
+                                            max_lost_runs=max_lost_runs, now=now)
         quarantined = [r["id"] for r in res if r["status"] == "quarantined"]
         if quarantined:
             await conn.execute(query("hold_pending_runs"), quarantined)
@@ -89,14 +92,12 @@ async def apply_results(conn: asyncpg.Connection, results: Sequence[ResultRow], 
     one transaction. Rows missing from `Applied.rows` were re-sent duplicates
     (`Applied.duplicates`) or stale."""
     async with conn.transaction():
-        rows = await conn.fetch(
-            query("finish_runs"),
-            [r.run_id for r in results], [r.token for r in results], [r.state for r in results],
-            [r.result for r in results], [r.error for r in results],
-            [r.finished_at for r in results], [r.retryable for r in results],
-            [r.retry_after_s for r in results], [r.released for r in results],
-            [r.worker_id for r in results],
-        )
+        rows = await queries.finish_runs(
+            conn, run_ids=[r.run_id for r in results], tokens=[r.token for r in results],
+            states=[r.state for r in results], results=[r.result for r in results],
+            errors=[r.error for r in results], finished_at=[r.finished_at for r in results],
+            retryable=[r.retryable for r in results], retry_after_s=[r.retry_after_s for r in results],
+            released=[r.released for r in results], worker_ids=[r.worker_id for r in results])
         applied = await apply_followups(conn, rows, now, max_lost_runs)
         if len(rows) < len(results):
             done = {r["id"] for r in rows}
@@ -109,6 +110,6 @@ async def apply_results(conn: asyncpg.Connection, results: Sequence[ResultRow], 
 async def reap(conn: asyncpg.Connection, now: datetime, max_lost_runs: int, limit: int = 1000) -> Applied:
     """Fail runs whose lease or deadline passed, with retries as for any failure."""
     async with conn.transaction():
-        rows = await conn.fetch(query("reap_expired"), now, limit)
+        rows = await queries.reap_expired(conn, now=now, limit=limit)
         return await apply_followups(conn, rows, now, max_lost_runs)
 

@@ -14,8 +14,8 @@ import asyncpg
 
 from skiplock.common import db, logs, timeutil
 from skiplock.common.config import CoordinatorSettings
+from skiplock.coordinator import queries
 from skiplock.coordinator.metrics import CoordinatorMetrics
-from skiplock.sql import query
 
 log = logs.get("skiplock.leases")
 
@@ -33,11 +33,11 @@ async def heartbeats(conn: asyncpg.Connection | asyncpg.Pool, beats: list[Beat],
     """Write heartbeats in one statement; returns, per worker, the reported runs it still
     holds (a run counts only for the worker it is assigned to, under its token)."""
     runs = [(run_id, token, b.worker_id) for b in beats for run_id, token in b.runs]
-    rows = await conn.fetch(
-        query("heartbeats"),
-        [b.worker_id for b in beats], [len(b.runs) for b in beats], [b.draining for b in beats],
-        [r[0] for r in runs], [r[1] for r in runs], [r[2] for r in runs],
-        now, settings.leases.lease_s, settings.coordinator_id)
+    rows = await queries.heartbeats(
+        conn, worker_ids=[b.worker_id for b in beats], running=[len(b.runs) for b in beats],
+        draining=[b.draining for b in beats], run_ids=[r[0] for r in runs], tokens=[r[1] for r in runs],
+        run_workers=[r[2] for r in runs], now=now, lease_s=settings.leases.lease_s,
+        coordinator_id=settings.coordinator_id)
     held: dict[str, set[str]] = {}
     for r in rows:
         held.setdefault(r["worker_id"], set()).add(str(r["id"]))

@@ -86,9 +86,9 @@ class ResultWriter:
         async with self.pool.acquire() as conn:
             applied = await apply_results(conn, batch, self.clock(), self.settings.max_lost_runs)
         self.metrics.retries.inc(applied.retries)
-        done = {r["id"] for r in applied.rows} | applied.duplicates
-        for r in applied.rows:
-            self.metrics.results.labels(r["state"]).inc()
+        done = {e.id for e in applied.rows} | applied.duplicates
+        for e in applied.rows:
+            self.metrics.results.labels(e.state).inc()
         for r in batch:
             if r.run_id not in done:
                 self.metrics.stale.inc()
