@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import asyncpg
 import pytest
@@ -41,14 +41,21 @@ def _drain(w: WorkerConn) -> list[pb.CoordinatorMessage]:
     return out
 
 
-async def test_a_heartbeat_overtaken_by_its_runs_result_is_not_a_lost_lease(
-        pool: asyncpg.Pool, service: WorkerSessionService) -> None:
-    now = timeutil.utcnow()
+async def _assigned(pool: asyncpg.Pool, service: WorkerSessionService,
+                    now: datetime) -> tuple[WorkerConn, asyncpg.Record]:
+    """A run claimed for worker w1, connected to this coordinator and holding it."""
     await create(pool, now - timedelta(seconds=1))
     [row] = await claim(pool, now, 1, worker="w1", coordinator="c-test")
     w = WorkerConn(id="w1", name="w1", host="h", types=("noop",), queues=(), slots=1)
     w.inflight[str(row["id"])] = str(row["lease_token"])
     service.registry.add(w)
+    return w, row
+
+
+async def test_a_heartbeat_overtaken_by_its_runs_result_is_not_a_lost_lease(
+        pool: asyncpg.Pool, service: WorkerSessionService) -> None:
+    now = timeutil.utcnow()
+    w, row = await _assigned(pool, service, now)
     # The worker sent a heartbeat naming the run, then its result. The result is written
     # first (results flush in ms, heartbeats are batched), so the heartbeat finds it ended.
     result = pb.Result(run_id=str(row["id"]), lease_token=str(row["lease_token"]), outcome=pb.OUTCOME_SUCCEEDED)
@@ -65,11 +72,7 @@ async def test_a_heartbeat_overtaken_by_its_runs_result_is_not_a_lost_lease(
 async def test_a_heartbeat_for_a_reaped_run_cancels_it_as_lease_lost(
         pool: asyncpg.Pool, service: WorkerSessionService) -> None:
     now = timeutil.utcnow()
-    await create(pool, now - timedelta(seconds=1))
-    [row] = await claim(pool, now, 1, worker="w1", coordinator="c-test")
-    w = WorkerConn(id="w1", name="w1", host="h", types=("noop",), queues=(), slots=1)
-    w.inflight[str(row["id"])] = str(row["lease_token"])
-    service.registry.add(w)
+    w, row = await _assigned(pool, service, now)
     await pool.execute("UPDATE skiplock_runs SET state = 'failed', lease_token = NULL WHERE id = $1", row["id"])
     ref = pb.RunRef(run_id=str(row["id"]), lease_token=str(row["lease_token"]))
     await service._on_heartbeat(w, pb.Heartbeat(running=[ref], seq=8))
