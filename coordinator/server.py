@@ -4,11 +4,14 @@ result writing, reaping and LISTEN, with a drain on SIGTERM."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
@@ -59,13 +62,44 @@ def _credentials(settings: CoordinatorSettings) -> grpc.ServerCredentials | None
                                        require_client_auth=ca is not None)
 
 
-async def serve(settings: CoordinatorSettings, *, migrate: bool = True,
-                on_ready: Callable[[int], None] | None = None,
-                stop: asyncio.Event | None = None) -> None:
-    if not settings.coordinator_id:
-        settings = CoordinatorSettings(**{**settings.__dict__,
-                                          "coordinator_id": f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"})
-    await db.prepare(settings.database_url, with_migrations=migrate)
+@dataclass
+class Coordinator:
+    """Everything a coordinator is made of, wired together by build() and driven by run()."""
+
+    settings: CoordinatorSettings
+    pool: asyncpg.Pool
+    metrics: CoordinatorMetrics
+    dispatcher: Dispatcher
+    results: ResultWriter
+    leases: LeaseKeeper
+    sessions: WorkerSessionService
+    reaper: Reaper
+    retention: Retention
+    listener: Listener
+    watch: DatabaseWatch
+    server: grpc.aio.Server
+    health: health.aio.HealthServicer
+    services: tuple[str, ...]  # the names health reports for ("" is the whole server)
+
+    async def set_serving(self, serving: bool) -> None:
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in ("", *self.services):
+            await self.health.set(name, status)
+
+    async def database_lost(self) -> None:
+        self.dispatcher.paused = True
+        await self.set_serving(False)
+        await self.sessions.close_all("coordinator cannot reach its database")
+
+    async def database_back(self) -> None:
+        self.sessions.reopen()
+        self.dispatcher.paused = False
+        self.dispatcher.poke()
+        await self.set_serving(True)
+
+
+async def build(settings: CoordinatorSettings) -> Coordinator:
+    """The pool and every component, connected; nothing runs yet."""
     pool = await db.create_pool(settings.database_url, min_size=2, max_size=10,
                                 application_name=f"skiplock-coordinator {settings.coordinator_id}")
     metrics = CoordinatorMetrics()
@@ -74,80 +108,89 @@ async def serve(settings: CoordinatorSettings, *, migrate: bool = True,
     results = ResultWriter(pool, settings, metrics, on_written=dispatcher.poke)
     leases = LeaseKeeper(pool, settings, metrics)
     sessions = WorkerSessionService(pool, settings, registry, dispatcher, results, leases, metrics)
-    reaper = Reaper(pool, settings, metrics, on_reaped=dispatcher.poke)
     listener = Listener(settings.database_url, on_due=dispatcher.due_at, on_cancel=sessions.cancel,
                         on_reconnect=dispatcher.poke, on_drain=sessions.set_drain)
-
     server = grpc.aio.server(options=GRPC_OPTIONS)
     pb_grpc.add_WorkerSessionServicer_to_server(sessions, server)
     pb_grpc.add_AdminServicer_to_server(AdminService(pool, settings, registry, metrics, sessions.set_drain), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    names = (
-        pb.DESCRIPTOR.services_by_name["WorkerSession"].full_name,
-        pb.DESCRIPTOR.services_by_name["Admin"].full_name,
-        health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-        reflection.SERVICE_NAME,
-    )
-    reflection.enable_server_reflection(names, server)
-    creds = _credentials(settings)
-    host, port = parse_addr(settings.grpc_addr, "SKIPLOCK_GRPC_ADDR")
+    services = (pb.DESCRIPTOR.services_by_name["WorkerSession"].full_name,
+                pb.DESCRIPTOR.services_by_name["Admin"].full_name)
+    reflection.enable_server_reflection(
+        (*services, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server)
+    c = Coordinator(settings=settings, pool=pool, metrics=metrics, dispatcher=dispatcher, results=results,
+                    leases=leases, sessions=sessions, reaper=Reaper(pool, settings, metrics, on_reaped=dispatcher.poke),
+                    retention=Retention(pool, settings, metrics), listener=listener,
+                    watch=DatabaseWatch(pool, settings.db_cutoff_s, on_lost=lambda: c.database_lost(),
+                                        on_back=lambda: c.database_back()),
+                    server=server, health=health_servicer, services=services)
+    return c
+
+
+def _bind(c: Coordinator) -> int:
+    host, port = parse_addr(c.settings.grpc_addr, "SKIPLOCK_GRPC_ADDR")
     target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    creds = _credentials(c.settings)
     try:
-        bound = server.add_secure_port(target, creds) if creds else server.add_insecure_port(target)
+        bound = c.server.add_secure_port(target, creds) if creds else c.server.add_insecure_port(target)
     except RuntimeError:
         bound = 0
     if not bound:
-        await pool.close()
         raise AddressInUse(f"{host}:{port} is in use; pass --grpc-addr HOST:PORT (or it is no address of this host)")
-    await server.start()
-    for name in names[:2]:
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-    metrics_runner = await serve_metrics(settings.metrics_addr, metrics.registry) if settings.metrics_addr else None
+    return int(bound)
 
-    stop = stop or asyncio.Event()
-    install_stop_signals(stop)
-    async def database_lost() -> None:
-        dispatcher.paused = True
-        for name in ("", *names[:2]):
-            await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-        await sessions.close_all("coordinator cannot reach its database")
 
-    async def database_back() -> None:
-        sessions.reopen()
-        dispatcher.paused = False
-        dispatcher.poke()
-        for name in ("", *names[:2]):
-            await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-
-    watch = DatabaseWatch(pool, settings.db_cutoff_s, on_lost=database_lost, on_back=database_back)
+async def run(c: Coordinator, stop: asyncio.Event, on_ready: Callable[[int], None] | None = None) -> None:
+    """Listen, run the side tasks until `stop` (or one dies), then drain in order: stop
+    claiming, send workers on, write every result received, close."""
+    try:
+        bound = _bind(c)
+    except AddressInUse:
+        await c.pool.close()
+        raise
+    await c.server.start()
+    await c.set_serving(True)
+    addr = c.settings.metrics_addr
+    metrics_runner = await serve_metrics(addr, c.metrics.registry) if addr else None
     side = [
-        asyncio.create_task(watch.run(), name="dbwatch"),
-        asyncio.create_task(dispatcher.run(), name="dispatcher"),
-        asyncio.create_task(results.run(), name="results"),
-        asyncio.create_task(leases.run(), name="leases"),
-        asyncio.create_task(reaper.run(), name="reaper"),
-        asyncio.create_task(listener.run(), name="listener"),
-        asyncio.create_task(Retention(pool, settings, metrics).run(), name="retention"),
+        asyncio.create_task(c.watch.run(), name="dbwatch"),
+        asyncio.create_task(c.dispatcher.run(), name="dispatcher"),
+        asyncio.create_task(c.results.run(), name="results"),
+        asyncio.create_task(c.leases.run(), name="leases"),
+        asyncio.create_task(c.reaper.run(), name="reaper"),
+        asyncio.create_task(c.listener.run(), name="listener"),
+        asyncio.create_task(c.retention.run(), name="retention"),
     ]
-    log.info("coordinator_listening", grpc=f"{host}:{bound}", coordinator_id=settings.coordinator_id,
-             lease_s=settings.leases.lease_s, heartbeat_s=settings.leases.heartbeat_s,
-             metrics=settings.metrics_addr)
+    host, _ = parse_addr(c.settings.grpc_addr, "SKIPLOCK_GRPC_ADDR")
+    log.info("coordinator_listening", grpc=f"{host}:{bound}", coordinator_id=c.settings.coordinator_id,
+             lease_s=c.settings.leases.lease_s, heartbeat_s=c.settings.leases.heartbeat_s,
+             metrics=c.settings.metrics_addr)
     if on_ready:
         on_ready(bound)
     died = await supervise(side, stop)
-    # Drain: stop claiming, tell workers to move on, write every result received, close.
     log.info("coordinator_draining")
-    await health_servicer.enter_graceful_shutdown()
-    dispatcher.stop()
-    await sessions.close_all("coordinator shutting down")
-    flushed = await results.flush(timeout=10)
-    await server.stop(grace=3)
+    await c.health.enter_graceful_shutdown()
+    c.dispatcher.stop()
+    await c.sessions.close_all("coordinator shutting down")
+    flushed = await c.results.flush(timeout=10)
+    await c.server.stop(grace=3)
     await cancel_and_wait(side)
     if metrics_runner is not None:
         await metrics_runner.cleanup()
-    await pool.close()
+    await c.pool.close()
     log.info("coordinator_stopped", results_flushed=flushed)
     if died:  # drained; now exit non-zero so a supervisor restarts it
         raise SystemExit(f"coordinator side task {died[0].get_name()} died: {died[0].exception()!r}")
+
+
+async def serve(settings: CoordinatorSettings, *, migrate: bool = True,
+                on_ready: Callable[[int], None] | None = None,
+                stop: asyncio.Event | None = None) -> None:
+    """The coordinator process: migrations, build, run until SIGTERM/SIGINT (or `stop`)."""
+    if not settings.coordinator_id:
+        settings = dataclasses.replace(settings, coordinator_id=f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}")
+    await db.prepare(settings.database_url, with_migrations=migrate)
+    stop = stop or asyncio.Event()
+    install_stop_signals(stop)
+    await run(await build(settings), stop, on_ready)
