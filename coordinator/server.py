@@ -122,8 +122,10 @@ async def build(settings: CoordinatorSettings) -> Coordinator:
     c = Coordinator(settings=settings, pool=pool, metrics=metrics, dispatcher=dispatcher, results=results,
                     leases=leases, sessions=sessions, reaper=Reaper(pool, settings, metrics, on_reaped=dispatcher.poke),
                     retention=Retention(pool, settings, metrics), listener=listener,
+                    # A probe a second at most: the idle cluster's statements/s are a budget.
                     watch=DatabaseWatch(pool, settings.db_cutoff_s, on_lost=lambda: c.database_lost(),
-                                        on_back=lambda: c.database_back()),
+                                        on_back=lambda: c.database_back(),
+                                        interval_s=min(1.0, settings.db_cutoff_s / 3)),
                     server=server, health=health_servicer, services=services)
     return c
 

@@ -24,6 +24,7 @@ SCHEMATHESIS = shutil.which("schemathesis") or str(Path(sys.executable).parent /
 EXCLUDED = ["use_after_free"]
 
 
+@pytest.mark.timeout(480)  # a fuzzing run: about a minute here, more on a loaded machine
 async def test_schemathesis_finds_nothing_with_every_check(cluster: Cluster) -> None:
     api = await cluster.api()
     env = {**os.environ, "SCHEMATHESIS_HOOKS": "schemathesis_hooks",
@@ -31,7 +32,7 @@ async def test_schemathesis_finds_nothing_with_every_check(cluster: Cluster) -> 
     out = await asyncio.to_thread(
         subprocess.run,
         [SCHEMATHESIS, "run", f"{cluster.api_url}/api/openapi.json", "--checks", "all",
-         "--exclude-checks", ",".join(EXCLUDED), "--max-examples", "40", "--seed", "20261201",
+         "--exclude-checks", ",".join(EXCLUDED), "--max-examples", "25", "--seed", "20261201",
          "--workers", "2", "--no-color"],
         capture_output=True, text=True, timeout=600, env=env, cwd=HERE)
     tail = out.stdout[-6000:]
