@@ -148,14 +148,15 @@ class Dispatcher:
             inactive = [r.id for r in rows if r.task_status != "active"]
             if inactive:
                 await queries.settle_inactive_runs(conn, run_ids=inactive, now=now)
-                rows = [r for r in rows if r.task_status == "active"]
-            held = await cron.apply_policies(conn, rows, now)
-            await cron.materialise_next(conn, rows, now)
+            active = [r for r in rows if r.task_status == "active"]
+            held = await cron.apply_policies(conn, active, now)
+            await cron.materialise_next(conn, active, now)
         self.metrics.claims.inc()
-        if rows:
-            orphans = self._send([r for r in rows if r.id not in held], now)
+        if active:
+            orphans = self._send([r for r in active if r.id not in held], now)
             if orphans:
                 await queries.unclaim_runs(self.pool, run_ids=orphans)
+        # Every row the claim took, settled or held ones too: a full claim means more may be due.
         return rows
 
     def _send(self, rows: list[ClaimedRun], now: datetime) -> list[uuid.UUID]:

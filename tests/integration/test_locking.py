@@ -70,3 +70,24 @@ async def test_dispatcher_settles_runs_of_tasks_that_stopped_being_active(db_url
     assert by_task[paused_row["task_id"]]["state"] == "pending"
     assert await pool.fetchval("SELECT due_at = 'infinity' FROM skiplock_runs WHERE task_id = $1 AND state = 'pending'",
                                paused_row["task_id"])
+
+
+async def test_a_claim_filled_by_settled_runs_still_asks_for_another_round(db_url: str, pool: asyncpg.Pool) -> None:
+    from skiplock.coordinator.dispatcher import Dispatcher
+    from skiplock.coordinator.metrics import CoordinatorMetrics
+    from skiplock.coordinator.registry import Registry, WorkerConn
+    from tests.integration.helpers import settings
+
+    await _cancel_while_claim_holds_the_slot(pool, "cancel")  # leaves a slot due at NOW + 1 min
+    later = NOW + timedelta(minutes=2)
+    other = await create(pool, NOW, run_at="2026-11-22T12:01:30Z")
+    registry = Registry()
+    registry.add(WorkerConn(id="w1", name="w1", host="h", types=("noop",), queues=(), slots=1))
+    d = Dispatcher(pool, settings(db_url), registry, CoordinatorMetrics(), clock=lambda: later)
+    # The one free slot went to the cancelled task's slot, which was settled, not sent: the
+    # claim was full, so another round is due at once (not at the next safety poll).
+    assert await d.dispatch_once() is True
+    assert registry.workers["w1"].inflight == {}
+    await d.dispatch_once()
+    assert list(registry.workers["w1"].inflight) == [
+        str(await pool.fetchval("SELECT id FROM skiplock_runs WHERE task_id = $1::uuid", other["id"]))]
