@@ -267,7 +267,8 @@ async def task_runs(request: web.Request) -> web.Response:
     task_id = _uuid(request)
     page = await store.list_runs(request.app[POOL], state=_choice(request, "state", RUN_STATES),
                                  type_=None, task_id=task_id, worker_id=None,
-                                 limit=_limit(request), cursor=_cursor(request))
+                                 limit=_limit(request), cursor=_cursor(request),
+                                 lease_s=request.app[SETTINGS].lease_s)
     if not page.items and await store.get_task(request.app[POOL], task_id) is None:
         raise not_found("task with that id")
     return _json({"runs": page.items, "next_cursor": page.next_cursor})
@@ -286,7 +287,8 @@ async def list_runs(request: web.Request) -> web.Response:
     page = await store.list_runs(request.app[POOL], state=_choice(request, "state", RUN_STATES),
                                  type_=request.query.get("type"), task_id=task_id,
                                  worker_id=request.query.get("worker_id"),
-                                 limit=_limit(request), cursor=_cursor(request))
+                                 limit=_limit(request), cursor=_cursor(request),
+                                 lease_s=request.app[SETTINGS].lease_s)
     return _json({"runs": page.items, "next_cursor": page.next_cursor})
 
 

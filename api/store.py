@@ -96,8 +96,8 @@ async def create_tasks(pool: asyncpg.Pool, specs: list[TaskSpec], now: datetime,
             runs.append(NewRun(task_id=tid, attempt=1, type=spec.type, queue=spec.queue,
                                priority=spec.priority, scheduled_for=fire, due_at=max(fire, now)))
         await insert_runs(conn, runs, now)
-    earlier = await get_tasks(pool, list(existing.values()), lease_s=lease_s) if existing else {}
     fleet = await waiting.fleet(pool, now, lease_s)
+    earlier = await get_tasks(pool, list(existing.values()), lease_s=lease_s, fleet=fleet) if existing else {}
     warnings = waiting.create_warnings((by_id[t].type for t in inserted), fleet)
     out: list[tuple[dict[str, Any], bool]] = []
     seen: set[uuid.UUID] = set()
@@ -123,20 +123,20 @@ def _fresh_view(tid: uuid.UUID, spec: TaskSpec, now: datetime, due: datetime, fl
 
 
 async def _with_last_runs(conn: asyncpg.Connection | asyncpg.Pool, rows: list[asyncpg.Record],
-                          lease_s: float) -> list[dict[str, Any]]:
+                          lease_s: float, fleet: waiting.Fleet | None = None) -> list[dict[str, Any]]:
     if not rows:
         return []
     last = {r["task_id"]: r for r in await conn.fetch(query("last_runs"), [r["id"] for r in rows])}
     now = timeutil.utcnow()
-    fleet = await waiting.fleet(conn, now, lease_s)
+    fleet = fleet or await waiting.fleet(conn, now, lease_s)
     return [task_view(r, last.get(r["id"]), waiting.task_waiting(r, fleet, now)) for r in rows]
 
 
-async def get_tasks(pool: asyncpg.Pool | asyncpg.Connection, ids: list[uuid.UUID],
-                    lease_s: float = 10.0) -> dict[uuid.UUID, dict[str, Any]]:
-    """Task views by id, in three queries whatever the number."""
+async def get_tasks(pool: asyncpg.Pool | asyncpg.Connection, ids: list[uuid.UUID], lease_s: float = 10.0,
+                    fleet: waiting.Fleet | None = None) -> dict[uuid.UUID, dict[str, Any]]:
+    """Task views by id, in three queries whatever the number (two with a `fleet` at hand)."""
     rows = await pool.fetch(query("get_tasks"), ids)
-    return {r["id"]: v for r, v in zip(rows, await _with_last_runs(pool, rows, lease_s), strict=True)}
+    return {r["id"]: v for r, v in zip(rows, await _with_last_runs(pool, rows, lease_s, fleet), strict=True)}
 
 
 async def get_task(pool: asyncpg.Pool | asyncpg.Connection, task_id: uuid.UUID,
