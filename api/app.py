@@ -19,11 +19,11 @@ from skiplock.api import openapi, store
 from skiplock.api.problems import FieldError, Problem, invalid, not_found
 from skiplock.api.validation import validate_batch, validate_create, validate_patch
 from skiplock.api.views import decode_cursor
-from skiplock.common import db, logs, timeutil
+from skiplock.common import logs, timeutil
 from skiplock.common.config import ApiSettings
 from skiplock.common.metrics import render
 from skiplock.common.states import RunState, TaskState
-from skiplock.sql import query
+from skiplock.sql import db, query
 
 log = logs.get("skiplock.api")
 

@@ -9,10 +9,11 @@ from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage
 
 from skiplock.api.app import create_app
-from skiplock.common import db, logs
+from skiplock.common import logs
 from skiplock.common.config import ApiSettings, parse_addr
 from skiplock.common.errors import AddressInUse
 from skiplock.common.lifecycle import install_stop_signals
+from skiplock.sql import db
 
 log = logs.get("skiplock.api")
 

@@ -16,11 +16,11 @@ from skiplock.api import waiting
 from skiplock.api.validation import TaskSpec
 from skiplock.api.views import decode_cursor, encode_cursor, run_view, task_view
 from skiplock.common import timeutil
-from skiplock.common.db import retry_conflicts
 from skiplock.common.errors import SkiplockError
-from skiplock.common.new_runs import NewRun, insert_runs
 from skiplock.common.states import TaskStatus
 from skiplock.sql import query
+from skiplock.sql.db import retry_conflicts
+from skiplock.sql.new_runs import NewRun, insert_runs
 
 
 class Conflict(SkiplockError):

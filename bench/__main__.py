@@ -20,9 +20,9 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 
-from skiplock.common import db
-from skiplock.common.embedded import EmbeddedPostgres
-from tests.cluster import Cluster
+from skiplock.sql import db
+from skiplock.sql.embedded import EmbeddedPostgres
+from skiplock.testing import Cluster
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,8 +66,7 @@ async def count_statements(pool: asyncpg.Pool, seconds: float) -> float:
 
 async def cron_fleet(args: argparse.Namespace, url: str) -> None:
     """N cron tasks firing every two seconds on two coordinators: start lateness by slot."""
-    cluster = Cluster(url)
-    cluster.env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "tests")])
+    cluster = Cluster(url, pythonpath=[ROOT])
     pool = await db.create_pool(url)
     try:
         await pool.execute("TRUNCATE skiplock_tasks, skiplock_runs, skiplock_workers CASCADE")
@@ -116,8 +115,7 @@ async def main(args: argparse.Namespace) -> None:
                 await asyncio.to_thread(server.remove)
                 shutil.rmtree(server.data_dir.parent, ignore_errors=True)
         return
-    cluster = Cluster(url)
-    cluster.env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "tests")])
+    cluster = Cluster(url, pythonpath=[ROOT])
     try:
         await db.wait_for_database(url)
         await db.migrate(url)

@@ -170,7 +170,7 @@ def worker_settings(args: argparse.Namespace, coordinators: Sequence[str] | None
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from skiplock.common import db
+    from skiplock.sql import db
 
     applied = asyncio.run(db.prepare(_db_url(args), deadline_s=60))
     print(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else "; up to date"))

@@ -17,9 +17,10 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from skiplock.common import config, db, logs
-from skiplock.common.embedded import EmbeddedPostgres
+from skiplock.common import config, logs
 from skiplock.common.errors import AddressInUse
+from skiplock.sql import db
+from skiplock.sql.embedded import EmbeddedPostgres
 
 log = logs.get("skiplock.up")
 

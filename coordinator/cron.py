@@ -13,10 +13,10 @@ from datetime import datetime
 import asyncpg
 
 from skiplock.common import timeutil
-from skiplock.common.new_runs import NewRun, insert_runs
 from skiplock.coordinator.policy import next_slot
 from skiplock.coordinator.queries import ClaimedRun
 from skiplock.sql import query
+from skiplock.sql.new_runs import NewRun, insert_runs
 
 SLOT_REASONS = ("schedule", "catch_up")
 MISSED_COUNT_LIMIT = 1000

@@ -12,7 +12,8 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 
-from skiplock.common import db, logs
+from skiplock.common import logs
+from skiplock.sql import db
 
 log = logs.get("skiplock.dbwatch")
 

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from skiplock.common import db, logs, timeutil
+from skiplock.common import logs, timeutil
 from skiplock.common.backoff import Backoff
 from skiplock.common.config import CoordinatorSettings
 from skiplock.coordinator import cron, queries
@@ -24,6 +24,7 @@ from skiplock.coordinator.metrics import CoordinatorMetrics
 from skiplock.coordinator.queries import ClaimedRun
 from skiplock.coordinator.registry import Registry, WorkerConn
 from skiplock.proto import skiplock_pb2 as pb
+from skiplock.sql import db
 
 log = logs.get("skiplock.dispatch")
 

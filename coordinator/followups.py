@@ -11,12 +11,12 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from skiplock.common.new_runs import NewRun, insert_runs
 from skiplock.common.timeutil import NEVER
 from skiplock.coordinator import queries
 from skiplock.coordinator.policy import final_task_status, retry_delay
 from skiplock.coordinator.queries import EndedRun
 from skiplock.sql import query
+from skiplock.sql.new_runs import NewRun, insert_runs
 
 
 @dataclass(frozen=True)

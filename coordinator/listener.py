@@ -11,7 +11,8 @@ from typing import Any
 
 import asyncpg
 
-from skiplock.common import db, logs
+from skiplock.common import logs
+from skiplock.sql import db
 
 log = logs.get("skiplock.listen")
 

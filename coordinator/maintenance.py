@@ -9,11 +9,12 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from skiplock.common import db, logs, timeutil
+from skiplock.common import logs, timeutil
 from skiplock.common.config import CoordinatorSettings
 from skiplock.coordinator import queries
 from skiplock.coordinator.followups import Applied, reap
 from skiplock.coordinator.metrics import CoordinatorMetrics
+from skiplock.sql import db
 
 log = logs.get("skiplock.reaper")
 

@@ -10,11 +10,12 @@ from datetime import datetime
 
 import asyncpg
 
-from skiplock.common import db, logs, timeutil
+from skiplock.common import logs, timeutil
 from skiplock.common.backoff import Backoff
 from skiplock.common.config import CoordinatorSettings
 from skiplock.coordinator.followups import ResultRow, apply_results
 from skiplock.coordinator.metrics import CoordinatorMetrics
+from skiplock.sql import db
 
 log = logs.get("skiplock.results")
 

@@ -16,7 +16,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from skiplock.common import db, logs
+from skiplock.common import logs
 from skiplock.common.config import CoordinatorSettings, parse_addr
 from skiplock.common.errors import AddressInUse
 from skiplock.common.lifecycle import cancel_and_wait, install_stop_signals, supervise
@@ -33,6 +33,7 @@ from skiplock.coordinator.results import ResultWriter
 from skiplock.coordinator.session import WorkerSessionService
 from skiplock.proto import skiplock_pb2 as pb
 from skiplock.proto import skiplock_pb2_grpc as pb_grpc
+from skiplock.sql import db
 
 log = logs.get("skiplock.coordinator")
 

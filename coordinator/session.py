@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import asyncpg
 import grpc
 
-from skiplock.common import db, logs, timeutil
+from skiplock.common import logs, timeutil
 from skiplock.common.config import CoordinatorSettings
 from skiplock.common.states import RunState
 from skiplock.coordinator.auth import bearer_ok
@@ -28,7 +28,7 @@ from skiplock.coordinator.registry import Registry, WorkerConn
 from skiplock.coordinator.results import ResultWriter
 from skiplock.proto import skiplock_pb2 as pb
 from skiplock.proto import skiplock_pb2_grpc as pb_grpc
-from skiplock.sql import query
+from skiplock.sql import db, query
 
 log = logs.get("skiplock.session")
 

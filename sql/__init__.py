@@ -1,4 +1,6 @@
-"""The SQL of skiplock: yoyo migrations in ``migrations/`` and named queries in ``queries.sql``."""
+"""The database layer: yoyo migrations in ``migrations/``, named queries in ``queries.sql``, the
+connection pool (``db``), run inserts (``new_runs``) and the embedded server (``embedded``).
+The API and the coordinator use it; the worker never does (see the import contracts)."""
 
 from __future__ import annotations
 

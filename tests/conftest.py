@@ -3,7 +3,6 @@ server this session starts (and stops). One migrated template; a cheap copy per 
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import tempfile
@@ -15,8 +14,9 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from skiplock.common import db
-from skiplock.common.embedded import EmbeddedPostgres
+from skiplock.sql import db
+from skiplock.sql.embedded import EmbeddedPostgres
+from skiplock.testing import wait_until  # noqa: F401  (tests import it from here)
 
 TEMPLATE = "skiplock_test_template"
 
@@ -82,21 +82,6 @@ async def pool(db_url: str) -> AsyncIterator[asyncpg.Pool]:
     p = await db.create_pool(db_url, min_size=1, max_size=5)
     yield p
     await p.close()
-
-
-async def wait_until(predicate, timeout: float = 20.0, interval: float = 0.05, what: str = "condition"):  # type: ignore[no-untyped-def]
-    """Poll an (async or plain) predicate until it returns something truthy."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    last = None
-    while loop.time() < end:
-        last = predicate()
-        if asyncio.iscoroutine(last):
-            last = await last
-        if last:
-            return last
-        await asyncio.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {last!r}")
 
 
 async def _new_database(pg_admin_url: str) -> str:

@@ -13,7 +13,7 @@ import aiohttp
 import asyncpg
 import pytest
 
-from skiplock.common.embedded import EmbeddedPostgres, free_port
+from skiplock.sql.embedded import EmbeddedPostgres, free_port
 from tests.cluster import Cluster, Proc, running_cluster
 from tests.conftest import wait_until, with_database
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from skiplock.common import db
-from skiplock.common.embedded import EmbeddedPostgres, free_port
+from skiplock.sql import db
+from skiplock.sql.embedded import EmbeddedPostgres, free_port
 from tests.cluster import Cluster, running_cluster
 from tests.conftest import wait_until
 

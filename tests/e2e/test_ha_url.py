@@ -10,7 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from skiplock.common.embedded import free_port
+from skiplock.sql.embedded import free_port
 from tests.cluster import running_cluster
 
 pytestmark = pytest.mark.e2e

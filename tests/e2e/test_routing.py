@@ -42,7 +42,7 @@ async def test_worker_receives_only_advertised_types_and_queues(cluster: Cluster
 async def test_two_workers_share_the_load(cluster: Cluster) -> None:
     import aiohttp
 
-    from skiplock.common.embedded import free_port
+    from skiplock.sql.embedded import free_port
 
     await cluster.api()
     await cluster.coordinator()

@@ -15,7 +15,7 @@ import aiohttp
 import psutil
 import pytest
 
-from skiplock.common.embedded import free_port
+from skiplock.sql.embedded import free_port
 from tests.conftest import wait_until
 
 pytestmark = pytest.mark.e2e

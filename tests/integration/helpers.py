@@ -9,7 +9,7 @@ import asyncpg
 from skiplock.api import store
 from skiplock.api.validation import validate_create
 from skiplock.common.config import CoordinatorSettings, LeaseSettings
-from skiplock.common.new_runs import NewRun, insert_runs
+from skiplock.sql.new_runs import NewRun, insert_runs
 
 
 async def create(pool: asyncpg.Pool, now: datetime, **body: Any) -> dict[str, Any]:

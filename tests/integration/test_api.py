@@ -282,7 +282,7 @@ async def test_health_metrics_openapi_docs(api: Client) -> None:
 async def test_concurrent_creates_with_one_idempotency_key_make_one_task(db_url: str, pool: asyncpg.Pool) -> None:
     import asyncio
 
-    from skiplock.common import db
+    from skiplock.sql import db
 
     big = await db.create_pool(db_url, min_size=10, max_size=10)
     try:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import asyncpg
 
-from skiplock.common.embedded import EmbeddedPostgres
+from skiplock.sql.embedded import EmbeddedPostgres
 
 
 async def test_orphaned_server_is_adopted_and_stopped_by_the_next_owner(tmp_path: Path) -> None:

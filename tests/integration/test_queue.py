@@ -8,9 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from skiplock.common import db
 from skiplock.coordinator.followups import Applied, ResultRow, apply_results, reap
-from skiplock.sql import query
+from skiplock.sql import db, query
 from tests.integration.helpers import add_runs, claim, create
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)

