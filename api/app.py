@@ -23,7 +23,7 @@ from skiplock.common import logs, timeutil
 from skiplock.common.config import ApiSettings
 from skiplock.common.metrics import render
 from skiplock.common.states import RunState, TaskState
-from skiplock.sql import db, query
+from skiplock.sql import db, statements
 
 log = logs.get("skiplock.api")
 
@@ -326,8 +326,8 @@ async def metrics(request: web.Request) -> web.Response:
     m = request.app[METRICS]
     now = timeutil.utcnow()
     try:
-        row = await request.app[POOL].fetchrow(
-            query("queue_gauges"), now, now - timedelta(seconds=request.app[SETTINGS].lease_s))
+        row = await statements.queue_gauges(request.app[POOL], now=now,
+                                            alive_since=now - timedelta(seconds=request.app[SETTINGS].lease_s))
         for state in (RunState.PENDING, RunState.RUNNING):
             m["runs"].labels(state).set(row["by_state"].get(state, 0))
         m["due"].set(row["due"])

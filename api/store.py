@@ -18,7 +18,7 @@ from skiplock.api.views import decode_cursor, encode_cursor, run_view, task_view
 from skiplock.common import timeutil
 from skiplock.common.errors import SkiplockError
 from skiplock.common.states import TaskStatus
-from skiplock.sql import query
+from skiplock.sql import statements
 from skiplock.sql.db import retry_conflicts
 from skiplock.sql.new_runs import NewRun, insert_runs
 
@@ -79,11 +79,11 @@ async def create_tasks(pool: asyncpg.Pool, specs: list[TaskSpec], now: datetime,
         records.append(_spec_record(spec, tid))
         fires[tid] = spec.first_fire(now)
     async with pool.acquire() as conn, conn.transaction():
-        inserted = {r["id"] for r in await conn.fetch(query("insert_tasks"), records, now)}
+        inserted = await statements.insert_tasks(conn, records=records, now=now)
         existing: dict[str, uuid.UUID] = {}
         lost_keys = [r["idempotency_key"] for r in records if uuid.UUID(r["id"]) not in inserted]
         if lost_keys:
-            rows = await conn.fetch(query("tasks_by_idempotency_key"), lost_keys)
+            rows = await statements.tasks_by_idempotency_key(conn, keys=lost_keys)
             existing = {r["idempotency_key"]: r["id"] for r in rows}
             asked = {r["idempotency_key"]: r["request_hash"] for r in records}
             for r in rows:
@@ -126,7 +126,7 @@ async def _with_last_runs(conn: asyncpg.Connection | asyncpg.Pool, rows: list[as
                           lease_s: float, fleet: waiting.Fleet | None = None) -> list[dict[str, Any]]:
     if not rows:
         return []
-    last = {r["task_id"]: r for r in await conn.fetch(query("last_runs"), [r["id"] for r in rows])}
+    last = {r["task_id"]: r for r in await statements.last_runs(conn, task_ids=[r["id"] for r in rows])}
     now = timeutil.utcnow()
     fleet = fleet or await waiting.fleet(conn, now, lease_s)
     return [task_view(r, last.get(r["id"]), waiting.task_waiting(r, fleet, now)) for r in rows]
@@ -135,7 +135,7 @@ async def _with_last_runs(conn: asyncpg.Connection | asyncpg.Pool, rows: list[as
 async def get_tasks(pool: asyncpg.Pool | asyncpg.Connection, ids: list[uuid.UUID], lease_s: float = 10.0,
                     fleet: waiting.Fleet | None = None) -> dict[uuid.UUID, dict[str, Any]]:
     """Task views by id, in three queries whatever the number (two with a `fleet` at hand)."""
-    rows = await pool.fetch(query("get_tasks"), ids)
+    rows = await statements.get_tasks(pool, ids=ids)
     return {r["id"]: v for r, v in zip(rows, await _with_last_runs(pool, rows, lease_s, fleet), strict=True)}
 
 
@@ -158,8 +158,8 @@ async def list_tasks(pool: asyncpg.Pool, *, state: str | None, type_: str | None
                      name: str | None, limit: int, cursor: str | None, lease_s: float = 10.0) -> Page:
     after = decode_cursor(cursor) if cursor else (None, None)
     statuses, running = STATE_FILTERS[state] if state else (None, None)
-    rows = await pool.fetch(query("list_tasks"), after[0], after[1], type_, queue, name, statuses,
-                            running, limit + 1)
+    rows = await statements.list_tasks(pool, after_created=after[0], after_id=after[1], type_=type_, queue=queue,
+                                       name_prefix=name, statuses=statuses, running=running, limit=limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
     items = await _with_last_runs(pool, rows, lease_s)
@@ -171,8 +171,8 @@ async def list_runs(pool: asyncpg.Pool, *, state: str | None, type_: str | None,
                     task_id: uuid.UUID | None, worker_id: str | None, limit: int,
                     cursor: str | None, lease_s: float = 10.0) -> Page:
     after = decode_cursor(cursor) if cursor else (None, None)
-    rows = await pool.fetch(query("list_runs"), after[0], after[1], state, type_, task_id,
-                            worker_id, limit + 1)
+    rows = await statements.list_runs(pool, after_created=after[0], after_id=after[1], state=state, type_=type_,
+                                      task_id=task_id, worker_id=worker_id, limit=limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
     nxt = encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None
@@ -187,7 +187,7 @@ async def _run_views(pool: asyncpg.Pool | asyncpg.Connection, rows: list[asyncpg
 
 
 async def get_run(pool: asyncpg.Pool, run_id: uuid.UUID, lease_s: float = 10.0) -> dict[str, Any] | None:
-    row = await pool.fetchrow(query("get_run"), run_id)
+    row = await statements.get_run(pool, run_id=run_id)
     return (await _run_views(pool, [row], lease_s))[0] if row is not None else None
 
 
@@ -199,7 +199,7 @@ async def _locked(pool: asyncpg.Pool, task_id: uuid.UUID, allowed: tuple[str, ..
                   refusal: str = "") -> AsyncIterator[tuple[asyncpg.Connection, asyncpg.Record]]:
     """A transaction holding the task's row lock; NotFound / Conflict when it can't be had."""
     async with pool.acquire() as conn, conn.transaction():
-        task = await conn.fetchrow(query("lock_task"), task_id)
+        task = await statements.lock_task(conn, task_id=task_id)
         if task is None:
             raise NotFound
         if allowed is not None and task["status"] not in allowed:
@@ -223,14 +223,14 @@ def _cron_slot(task: asyncpg.Record, now: datetime, due: datetime | None = None)
 @retry_conflicts
 async def cancel_task(pool: asyncpg.Pool, task_id: uuid.UUID, now: datetime) -> dict[str, Any]:
     async with _locked(pool, task_id) as (conn, _):
-        await conn.fetch(query("cancel_task"), task_id, now)
+        await statements.cancel_task(conn, task_id=task_id, now=now)
     return await _view(pool, task_id)
 
 
 @retry_conflicts
 async def pause_task(pool: asyncpg.Pool, task_id: uuid.UUID, now: datetime) -> dict[str, Any]:
     async with _locked(pool, task_id, LIVE, "only a scheduled or running task can be paused") as (conn, _):
-        await conn.execute(query("pause_task"), task_id, now)
+        await statements.pause_task(conn, task_id=task_id, now=now)
     return await _view(pool, task_id)
 
 
@@ -238,14 +238,15 @@ async def pause_task(pool: asyncpg.Pool, task_id: uuid.UUID, now: datetime) -> d
 async def resume_task(pool: asyncpg.Pool, task_id: uuid.UUID, now: datetime) -> dict[str, Any]:
     paused = (TaskStatus.PAUSED, TaskStatus.QUARANTINED)
     async with _locked(pool, task_id, paused, "only a paused task can be resumed") as (conn, task):
-        await conn.fetch(query("resume_task"), task_id, now)
+        await statements.resume_task(conn, task_id=task_id, now=now)
         if task["cron"]:
             # Slots missed while paused are skipped: the one that came due is recorded as
             # such (so "why didn't it run at 09:00?" has an answer); next is the next fire.
-            await conn.fetch(query("skip_paused_slot"), task_id, now,
-                             f"paused: the task was paused at this fire time (resumed at {timeutil.iso(now)}); "
+            await statements.skip_paused_slot(
+                conn, task_id=task_id, now=now,
+                reason=f"paused: the task was paused at this fire time (resumed at {timeutil.iso(now)}); "
                              "fire times while paused are skipped")
-            await conn.execute(query("drop_pending_slots"), task_id)
+            await statements.drop_pending_slots(conn, task_id=task_id)
             await insert_runs(conn, [_cron_slot(task, now)], now)
     return await _view(pool, task_id)
 
@@ -258,7 +259,7 @@ async def trigger_task(pool: asyncpg.Pool, task_id: uuid.UUID, now: datetime) ->
                      priority=task["priority"], scheduled_for=now, due_at=now, reason="trigger")
         if not await insert_runs(conn, [run], now):
             raise Conflict("a trigger for this instant already exists; try again")
-        row = await conn.fetchrow(query("get_run"), run.id)
+        row = await statements.get_run(conn, run_id=run.id)
         [view] = await _run_views(conn, [row], 10.0)
     return view
 
@@ -269,15 +270,15 @@ async def patch_task(pool: asyncpg.Pool, task_id: uuid.UUID, body: Any, now: dat
     async with _locked(pool, task_id, LIVE, "a finished task cannot be changed") as (conn, task):
         changes = validate(body, task["type"], task["cron"])
         encoded = {k: (timeutil.iso(v) if isinstance(v, datetime) else v) for k, v in changes.items()}
-        new = await conn.fetchrow(query("patch_task"), task_id, encoded, now)
+        new = await statements.patch_task(conn, task_id=task_id, changes=encoded, now=now)
         if "queue" in changes or "priority" in changes:
-            await conn.execute(query("repoint_pending_runs"), task_id)
+            await statements.repoint_pending_runs(conn, task_id=task_id)
         if new["cron"] and {"cron", "timezone"} & changes.keys():
-            await conn.execute(query("drop_pending_slots"), task_id)
+            await statements.drop_pending_slots(conn, task_id=task_id)
             paused = new["status"] != TaskStatus.ACTIVE
             await insert_runs(conn, [_cron_slot(new, now, timeutil.NEVER if paused else None)], now)
         if changes.get("run_at") is not None:
-            await conn.fetch(query("move_pending_run"), task_id, changes["run_at"], now)
+            await statements.move_pending_run(conn, task_id=task_id, run_at=changes["run_at"], now=now)
     return await _view(pool, task_id)
 
 
@@ -292,14 +293,15 @@ def _worker_view(r: asyncpg.Record) -> dict[str, Any]:
 
 
 async def list_workers(pool: asyncpg.Pool, now: datetime, lease_s: float) -> list[dict[str, Any]]:
-    rows = await pool.fetch(query("list_workers"), now - timedelta(seconds=lease_s))
+    rows = await statements.list_workers(pool, alive_since=now - timedelta(seconds=lease_s))
     return [_worker_view(r) for r in rows]
 
 
 async def drain_worker(pool: asyncpg.Pool, worker_id: str, drain: bool, now: datetime,
                        lease_s: float) -> dict[str, Any]:
     """Drain (or undrain) a connected worker: its coordinator hears it by NOTIFY."""
-    row = await pool.fetchrow(query("drain_worker"), worker_id, drain, now - timedelta(seconds=lease_s))
+    row = await statements.drain_worker(pool, worker_id=worker_id, drain=drain,
+                                        alive_since=now - timedelta(seconds=lease_s))
     if row is None:
         raise NotFound("connected worker with that id")
     return _worker_view(row)

@@ -17,7 +17,7 @@ import asyncpg
 
 from skiplock.common import timeutil
 from skiplock.common.states import TaskStatus
-from skiplock.sql import query
+from skiplock.sql import statements
 
 REASONS = ("task_paused", "queue_paused", "not_due", "backoff", "overlap", "no_worker", "concurrency", "rate_limit")
 
@@ -43,7 +43,7 @@ class Fleet:
 
 
 async def fleet(conn: asyncpg.Pool | asyncpg.Connection, now: datetime, lease_s: float) -> Fleet:
-    rows = await conn.fetch(query("list_workers"), now - timedelta(seconds=lease_s))
+    rows = await statements.list_workers(conn, alive_since=now - timedelta(seconds=lease_s))
     return Fleet(tuple(Taker(frozenset(r["types"]), frozenset(r["queues"]),
                              0 if r["draining"] else max(0, r["slots"] - r["running"])) for r in rows))
 

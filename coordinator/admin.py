@@ -18,7 +18,7 @@ from skiplock.coordinator.metrics import CoordinatorMetrics
 from skiplock.coordinator.registry import Registry
 from skiplock.proto import skiplock_pb2 as pb
 from skiplock.proto import skiplock_pb2_grpc as pb_grpc
-from skiplock.sql import query
+from skiplock.sql import statements
 
 Ctx: TypeAlias = grpc.aio.ServicerContext
 
@@ -46,7 +46,7 @@ class AdminService(pb_grpc.AdminServicer):
 
     async def ListWorkers(self, request: pb.ListWorkersRequest, context: Ctx) -> pb.ListWorkersResponse:
         await self._guard(context)
-        rows = await self.pool.fetch(query("list_workers"), self._alive_since())
+        rows = await statements.list_workers(self.pool, alive_since=self._alive_since())
         return pb.ListWorkersResponse(workers=[pb.WorkerInfo(
             id=r["id"], name=r["name"], host=r["host"], types=r["types"], queues=r["queues"],
             slots=r["slots"], running=r["running"], coordinator=r["coordinator_id"],
@@ -56,9 +56,9 @@ class AdminService(pb_grpc.AdminServicer):
 
     async def ClusterStatus(self, request: pb.ClusterStatusRequest, context: Ctx) -> pb.ClusterStatusResponse:
         await self._guard(context)
-        by_state = {r["state"]: r["count"] for r in await self.pool.fetch(query("runs_by_state"))}
-        backlog = await self.pool.fetchval(query("due_backlog"), self.clock())
-        workers = await self.pool.fetchval(query("connected_worker_count"), self._alive_since())
+        by_state = await statements.runs_by_state(self.pool)
+        backlog = await statements.due_backlog(self.pool, now=self.clock())
+        workers = await statements.connected_worker_count(self.pool, alive_since=self._alive_since())
         return pb.ClusterStatusResponse(
             coordinator_id=self.settings.coordinator_id, workers=workers,
             local_workers=len(self.registry.workers), runs_by_state=by_state, due_backlog=backlog,
@@ -70,9 +70,10 @@ class AdminService(pb_grpc.AdminServicer):
             run_id = uuid.UUID(request.run_id)
         except ValueError:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "run_id must be a UUID")
-        r = await self.pool.fetchrow(query("get_run"), run_id)
+        r = await statements.get_run(self.pool, run_id=run_id)
         if r is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no run {request.run_id}")
+            raise AssertionError("unreachable: abort raises")
         return pb.RunInfo(
             id=str(r["id"]), task_id=str(r["task_id"]), attempt=r["attempt"], state=r["state"],
             type=r["type"], scheduled_for=timeutil.iso(r["scheduled_for"]) or "",

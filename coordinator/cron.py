@@ -14,9 +14,9 @@ import asyncpg
 
 from skiplock.common import timeutil
 from skiplock.coordinator.policy import next_slot
-from skiplock.coordinator.queries import ClaimedRun
-from skiplock.sql import query
+from skiplock.sql import statements
 from skiplock.sql.new_runs import NewRun, insert_runs
+from skiplock.sql.statements import ClaimedRun
 
 SLOT_REASONS = ("schedule", "catch_up")
 MISSED_COUNT_LIMIT = 1000
@@ -52,8 +52,8 @@ async def apply_policies(conn: asyncpg.Connection, rows: Sequence[ClaimedRun], n
             late.append(r["id"])
     replays = {r["id"] for r in slots if r["reason"] == "catch_up"}
     claimed = [r["id"] for r in rows]
-    state = {s["task_id"]: s for s in await conn.fetch(
-        query("cron_busy"), list({r["task_id"] for r in slots}), claimed)}
+    state = {s["task_id"]: s for s in await statements.cron_busy(
+        conn, task_ids=list({r["task_id"] for r in slots}), claimed=claimed)}
     busy = {t for t, s in state.items() if s["running"]}
     waiting = {t for t, s in state.items() if s["waiting"]}
     queue: list[uuid.UUID] = []
@@ -77,12 +77,12 @@ async def apply_policies(conn: asyncpg.Connection, rows: Sequence[ClaimedRun], n
             busy.add(task)  # a later slot of this task in the same claim overlaps this one
     if skip:
         ids = list(skip)
-        await conn.execute(query("skip_runs"), ids, [skip[i] for i in ids], now)
+        await statements.skip_runs(conn, run_ids=ids, reasons=[skip[i] for i in ids], now=now)
     if queue:
-        await conn.execute(query("queue_runs"), queue)
+        await statements.queue_runs(conn, run_ids=queue)
     late = [i for i in late if i not in skip and i not in queue]
     if late:
-        await conn.execute(query("mark_catch_up"), late)
+        await statements.mark_catch_up(conn, run_ids=late)
     return set(skip) | set(queue)
 
 

@@ -19,12 +19,12 @@ import asyncpg
 from skiplock.common import logs, timeutil
 from skiplock.common.backoff import Backoff
 from skiplock.common.config import CoordinatorSettings
-from skiplock.coordinator import cron, queries
+from skiplock.coordinator import cron
 from skiplock.coordinator.metrics import CoordinatorMetrics
-from skiplock.coordinator.queries import ClaimedRun
 from skiplock.coordinator.registry import Registry, WorkerConn
 from skiplock.proto import skiplock_pb2 as pb
-from skiplock.sql import db
+from skiplock.sql import db, statements
+from skiplock.sql.statements import ClaimedRun
 
 log = logs.get("skiplock.dispatch")
 
@@ -133,7 +133,7 @@ class Dispatcher:
 
     async def _arm_timer(self, types: tuple[str, ...], queues: tuple[str, ...]) -> None:
         horizon = self.clock() + timedelta(seconds=self.settings.claim_ahead_s)
-        nxt = await queries.next_due(self.pool, after=horizon, types=types, queues=queues)
+        nxt = await statements.next_due(self.pool, after=horizon, types=types, queues=queues)
         if nxt is not None:
             self.due_at(nxt.timestamp())
 
@@ -141,14 +141,14 @@ class Dispatcher:
         now = self.clock()
         s = self.settings
         async with self.pool.acquire() as conn, conn.transaction():
-            rows = await queries.claim(conn, now=now, horizon=now + timedelta(seconds=s.claim_ahead_s), types=types,
+            rows = await statements.claim(conn, now=now, horizon=now + timedelta(seconds=s.claim_ahead_s), types=types,
                                        queues=queues, slots=slots, coordinator_id=s.coordinator_id,
                                        lease_s=s.leases.lease_s, timeout_grace_s=s.timeout_grace_s)
             # A run of a task that stopped being active while the run was being made (the
             # command's snapshot could not see it) is settled here instead of dispatched.
             inactive = [r.id for r in rows if r.task_status != "active"]
             if inactive:
-                await queries.settle_inactive_runs(conn, run_ids=inactive, now=now)
+                await statements.settle_inactive_runs(conn, run_ids=inactive, now=now)
             active = [r for r in rows if r.task_status == "active"]
             held = await cron.apply_policies(conn, active, now)
             await cron.materialise_next(conn, active, now)
@@ -156,7 +156,7 @@ class Dispatcher:
         if active:
             orphans = self._send([r for r in active if r.id not in held], now)
             if orphans:
-                await queries.unclaim_runs(self.pool, run_ids=orphans)
+                await statements.unclaim_runs(self.pool, run_ids=orphans)
         # Every row the claim took, settled or held ones too: a full claim means more may be due.
         return rows
 

@@ -12,11 +12,10 @@ from datetime import datetime, timedelta
 import asyncpg
 
 from skiplock.common.timeutil import NEVER
-from skiplock.coordinator import queries
 from skiplock.coordinator.policy import final_task_status, retry_delay
-from skiplock.coordinator.queries import EndedRun
-from skiplock.sql import query
+from skiplock.sql import statements
 from skiplock.sql.new_runs import NewRun, insert_runs
+from skiplock.sql.statements import EndedRun
 
 
 @dataclass(frozen=True)
@@ -51,11 +50,11 @@ async def apply_followups(conn: asyncpg.Connection, rows: Sequence[EndedRun], no
     quarantined: list[uuid.UUID] = []
     if lost:
         ids = list(lost)
-        res = await queries.count_lost_runs(conn, task_ids=ids, counts=[lost[i] for i in ids],
+        res = await statements.count_lost_runs(conn, task_ids=ids, counts=[lost[i] for i in ids],
                                             max_lost_runs=max_lost_runs, now=now)
         quarantined = [r["id"] for r in res if r["status"] == "quarantined"]
         if quarantined:
-            await conn.execute(query("hold_pending_runs"), quarantined)
+            await statements.hold_pending_runs(conn, task_ids=quarantined)
     parked = set(quarantined)
     retries: list[NewRun] = []
     for r in rows:
@@ -79,10 +78,10 @@ async def apply_followups(conn: asyncpg.Connection, rows: Sequence[EndedRun], no
         if r["cron"] is None:
             finals.setdefault(final_task_status(r["state"]), []).append(r["task_id"])
     for status, task_ids in finals.items():
-        await conn.execute(query("finish_tasks"), task_ids, status, now)
+        await statements.finish_tasks(conn, task_ids=task_ids, status=status, now=now)
     cron_tasks = list({r["task_id"] for r in rows if r["cron"] is not None})
     if cron_tasks:  # a slot queued behind this run (overlap=queue) may start now
-        await conn.fetch(query("release_queued"), cron_tasks, now)
+        await statements.release_queued(conn, task_ids=cron_tasks, now=now)
     return Applied(list(rows), len(retries), quarantined)
 
 
@@ -92,7 +91,7 @@ async def apply_results(conn: asyncpg.Connection, results: Sequence[ResultRow], 
     one transaction. Rows missing from `Applied.rows` were re-sent duplicates
     (`Applied.duplicates`) or stale."""
     async with conn.transaction():
-        rows = await queries.finish_runs(
+        rows = await statements.finish_runs(
             conn, run_ids=[r.run_id for r in results], tokens=[r.token for r in results],
             states=[r.state for r in results], results=[r.result for r in results],
             errors=[r.error for r in results], finished_at=[r.finished_at for r in results],
@@ -102,7 +101,8 @@ async def apply_results(conn: asyncpg.Connection, results: Sequence[ResultRow], 
         if len(rows) < len(results):
             done = {r["id"] for r in rows}
             rest = [r for r in results if r.run_id not in done]
-            dup = await conn.fetch(query("already_applied"), [r.run_id for r in rest], [r.token for r in rest])
+            dup = await statements.already_applied(conn, run_ids=[r.run_id for r in rest],
+                                                  tokens=[r.token for r in rest])
             applied.duplicates = {d["id"] for d in dup}
         return applied
 
@@ -110,6 +110,6 @@ async def apply_results(conn: asyncpg.Connection, results: Sequence[ResultRow], 
 async def reap(conn: asyncpg.Connection, now: datetime, max_lost_runs: int, limit: int = 1000) -> Applied:
     """Fail runs whose lease or deadline passed, with retries as for any failure."""
     async with conn.transaction():
-        rows = await queries.reap_expired(conn, now=now, limit=limit)
+        rows = await statements.reap_expired(conn, now=now, limit=limit)
         return await apply_followups(conn, rows, now, max_lost_runs)
 

@@ -14,9 +14,8 @@ import asyncpg
 
 from skiplock.common import logs, timeutil
 from skiplock.common.config import CoordinatorSettings
-from skiplock.coordinator import queries
 from skiplock.coordinator.metrics import CoordinatorMetrics
-from skiplock.sql import db
+from skiplock.sql import db, statements
 
 log = logs.get("skiplock.leases")
 
@@ -34,7 +33,7 @@ async def heartbeats(conn: asyncpg.Connection | asyncpg.Pool, beats: list[Beat],
     """Write heartbeats in one statement; returns, per worker, the reported runs it still
     holds (a run counts only for the worker it is assigned to, under its token)."""
     runs = [(run_id, token, b.worker_id) for b in beats for run_id, token in b.runs]
-    rows = await queries.heartbeats(
+    rows = await statements.heartbeats(
         conn, worker_ids=[b.worker_id for b in beats], running=[len(b.runs) for b in beats],
         draining=[b.draining for b in beats], run_ids=[r[0] for r in runs], tokens=[r[1] for r in runs],
         run_workers=[r[2] for r in runs], now=now, lease_s=settings.leases.lease_s,

@@ -11,10 +11,9 @@ import asyncpg
 
 from skiplock.common import logs, timeutil
 from skiplock.common.config import CoordinatorSettings
-from skiplock.coordinator import queries
 from skiplock.coordinator.followups import Applied, reap
 from skiplock.coordinator.metrics import CoordinatorMetrics
-from skiplock.sql import db
+from skiplock.sql import db, statements
 
 log = logs.get("skiplock.reaper")
 
@@ -88,12 +87,12 @@ class Retention:
         cutoff = self.clock() - timedelta(seconds=self.settings.retention_s)
         deleted = 0
         for _ in range(max_batches):
-            n = await queries.delete_old_runs(self.pool, before=cutoff, batch=self.batch)
+            n = await statements.delete_old_runs(self.pool, before=cutoff, batch=self.batch)
             deleted += n
             if n < self.batch:
                 break
             await asyncio.sleep(0.05)  # let dispatch have the database between batches
-        await queries.delete_old_workers(self.pool, before=self.clock() - timedelta(days=1))
+        await statements.delete_old_workers(self.pool, before=self.clock() - timedelta(days=1))
         if deleted:
             log.info("history_pruned", runs=deleted, older_than=timeutil.iso(cutoff))
         return deleted

@@ -28,7 +28,7 @@ from skiplock.coordinator.registry import Registry, WorkerConn
 from skiplock.coordinator.results import ResultWriter
 from skiplock.proto import skiplock_pb2 as pb
 from skiplock.proto import skiplock_pb2_grpc as pb_grpc
-from skiplock.sql import db, query
+from skiplock.sql import db, statements
 
 log = logs.get("skiplock.session")
 
@@ -122,8 +122,9 @@ class WorkerSessionService(pb_grpc.WorkerSessionServicer):
             self.metrics.workers.set(len(self.registry.workers))
             if not replaced:
                 try:
-                    await self.pool.execute(query("worker_disconnected"), w.id,
-                                            self.settings.coordinator_id, self.clock())
+                    await statements.worker_disconnected(self.pool, worker_id=w.id,
+                                                         coordinator_id=self.settings.coordinator_id,
+                                                         now=self.clock())
                 except db.TRANSIENT_ERRORS:
                     pass  # the heartbeat age tells the API the worker is gone
             bound.info("worker_disconnected", inflight=len(w.inflight))
@@ -134,8 +135,9 @@ class WorkerSessionService(pb_grpc.WorkerSessionServicer):
         now = self.clock()
         names, valid = _parse_refs(running)
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(query("upsert_worker"), w.id, w.name, w.host, list(w.types),
-                               list(w.queues), w.slots, self.settings.coordinator_id, now)
+            await statements.upsert_worker(conn, worker_id=w.id, name=w.name, host=w.host, types=w.types,
+                                           queues=w.queues, slots=w.slots,
+                                           coordinator_id=self.settings.coordinator_id, now=now)
             held = await heartbeats(conn, [Beat(w.id, valid, False)], now, self.settings)
         for r in running:
             if r.run_id in held.get(w.id, set()):

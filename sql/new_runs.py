@@ -8,7 +8,7 @@ from datetime import datetime
 
 import asyncpg
 
-from skiplock.sql import query
+from skiplock.sql import statements
 
 
 @dataclass(frozen=True)
@@ -29,17 +29,8 @@ async def insert_runs(conn: asyncpg.Connection | asyncpg.Pool, runs: list[NewRun
     caller's transaction. Returns how many were inserted."""
     if not runs:
         return 0
-    inserted = await conn.fetchval(
-        query("insert_runs"),
-        [r.id for r in runs],
-        [r.task_id for r in runs],
-        [r.attempt for r in runs],
-        [r.type for r in runs],
-        [r.queue for r in runs],
-        [r.priority for r in runs],
-        [r.scheduled_for for r in runs],
-        [r.due_at for r in runs],
-        [r.reason for r in runs],
-        now,
-    )
-    return int(inserted or 0)
+    return await statements.insert_runs(
+        conn, ids=[r.id for r in runs], task_ids=[r.task_id for r in runs], attempts=[r.attempt for r in runs],
+        types=[r.type for r in runs], queues=[r.queue for r in runs], priorities=[r.priority for r in runs],
+        scheduled_for=[r.scheduled_for for r in runs], due_at=[r.due_at for r in runs],
+        reasons=[r.reason for r in runs], now=now)

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from skiplock.coordinator.queries import ClaimedRun, EndedRun
 from skiplock.sql import query
+from skiplock.sql.statements import ClaimedRun, EndedRun
 from tests.integration.helpers import claim, create
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)

@@ -37,6 +37,19 @@ def test_every_query_the_code_names_exists_and_every_query_is_used() -> None:
     assert named - used == set(), "queries.sql has statements nothing uses"
 
 
+def test_statements_are_named_in_one_module_only() -> None:
+    """One query layer: sql/statements.py knows each statement's `$n` order; nothing else
+    calls query(...) or reaches for a statement by name."""
+    offenders = []
+    for folder in PACKAGES:
+        for path in (ROOT / folder).rglob("*.py"):
+            if path.name == "statements.py" or "_pb2" in path.name:
+                continue
+            if re.search(r'\bquery\("', path.read_text()):
+                offenders.append(str(path.relative_to(ROOT)))
+    assert offenders == []
+
+
 def test_every_package_folder_is_mapped_in_pyproject() -> None:
     cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     mapped = set(cfg["package-dir"].values())

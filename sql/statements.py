@@ -1,0 +1,301 @@
+"""Every named statement of sql/queries.sql as one thin keyword-only function: the `$n` order
+of a statement lives here, next to its name, and nowhere else (a test keeps `query(...)` out
+of every other module). Rows that code reads many fields of come back typed (ClaimedRun,
+EndedRun); tests check their fields against the statements' RETURNING lists."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeAlias, TypeVar
+
+import asyncpg
+
+from skiplock.sql import query
+
+Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
+R = TypeVar("R")
+
+
+class Row:
+    """Typed rows still answer row["field"], as the records they replace did."""
+
+    def __getitem__(self, key: str) -> Any:
+        return getattr(self, key)
+
+
+def _typed(cls: type[R], records: Sequence[asyncpg.Record]) -> list[R]:
+    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    return [cls(**{n: r[n] for n in names}) for r in records]
+
+
+@dataclass(frozen=True)
+class ClaimedRun(Row):
+    """A run the claim moved to `running`, with what its worker and the cron policies need."""
+
+    id: uuid.UUID
+    lease_token: uuid.UUID
+    task_id: uuid.UUID
+    task_name: str
+    type: str
+    payload: str  # JSON text, passed through to the worker as is
+    due_at: datetime
+    attempt: int
+    max_attempts: int
+    timeout_s: float
+    scheduled_for: datetime
+    queue: str
+    priority: int
+    worker_id: str
+    reason: str
+    cron: str | None
+    timezone: str
+    catch_up: str
+    overlap: str
+    task_status: str
+
+
+@dataclass(frozen=True)
+class EndedRun(Row):
+    """A run that ended (a worker's result, or the reaper), with what its follow-ups need."""
+
+    id: uuid.UUID
+    task_id: uuid.UUID
+    state: str
+    attempt: int
+    scheduled_for: datetime
+    type: str
+    queue: str
+    priority: int
+    retryable: bool
+    retry_after_s: float
+    released: bool
+    lost: bool
+    max_attempts: int
+    cron: str | None
+    task_status: str
+    retry_backoff_s: float
+    retry_backoff_max_s: float
+    retry_jitter: bool
+
+
+async def claim(conn: Conn, *, now: datetime, horizon: datetime, types: Sequence[str], queues: Sequence[str],
+                slots: Sequence[str], coordinator_id: str, lease_s: float, timeout_grace_s: float) -> list[ClaimedRun]:
+    """Claim up to len(slots) runs due by `horizon`, one per slot (a worker id each)."""
+    rows = await conn.fetch(query("claim"), now, list(types), list(queues), len(slots), list(slots), coordinator_id,
+                            lease_s, timeout_grace_s, horizon)
+    return _typed(ClaimedRun, rows)
+
+
+async def finish_runs(conn: Conn, *, run_ids: Sequence[uuid.UUID], tokens: Sequence[uuid.UUID],
+                      states: Sequence[str], results: Sequence[str | None], errors: Sequence[str | None],
+                      finished_at: Sequence[datetime], retryable: Sequence[bool], retry_after_s: Sequence[float],
+                      released: Sequence[bool], worker_ids: Sequence[str]) -> list[EndedRun]:
+    """Apply results, fenced by lease token and worker; those that do not apply are absent."""
+    rows = await conn.fetch(query("finish_runs"), list(run_ids), list(tokens), list(states), list(results),
+                            list(errors), list(finished_at), list(retryable), list(retry_after_s), list(released),
+                            list(worker_ids))
+    return _typed(EndedRun, rows)
+
+
+async def reap_expired(conn: Conn, *, now: datetime, limit: int) -> list[EndedRun]:
+    """Fail running runs whose lease or deadline passed."""
+    return _typed(EndedRun, await conn.fetch(query("reap_expired"), now, limit))
+
+
+async def heartbeats(conn: Conn, *, worker_ids: Sequence[str], running: Sequence[int], draining: Sequence[bool],
+                     run_ids: Sequence[uuid.UUID], tokens: Sequence[uuid.UUID], run_workers: Sequence[str],
+                     now: datetime, lease_s: float, coordinator_id: str) -> list[asyncpg.Record]:
+    """Mark workers alive and extend the leases they report; returns (id, worker_id) held."""
+    return await conn.fetch(query("heartbeats"), list(worker_ids), list(running), list(draining), list(run_ids),
+                            list(tokens), list(run_workers), now, lease_s, coordinator_id)
+
+
+async def next_due(conn: Conn, *, after: datetime, types: Sequence[str], queues: Sequence[str]) -> datetime | None:
+    """The earliest finite due time after `after` that these workers could take."""
+    return await conn.fetchval(query("next_due"), after, list(types), list(queues))
+
+
+async def settle_inactive_runs(conn: Conn, *, run_ids: Sequence[uuid.UUID], now: datetime) -> None:
+    await conn.execute(query("settle_inactive_runs"), list(run_ids), now)
+
+
+async def unclaim_runs(conn: Conn, *, run_ids: Sequence[uuid.UUID]) -> None:
+    await conn.execute(query("unclaim_runs"), list(run_ids))
+
+
+async def count_lost_runs(conn: Conn, *, task_ids: Sequence[uuid.UUID], counts: Sequence[int], max_lost_runs: int,
+                          now: datetime) -> list[asyncpg.Record]:
+    return await conn.fetch(query("count_lost_runs"), list(task_ids), list(counts), max_lost_runs, now)
+
+
+async def delete_old_runs(conn: Conn, *, before: datetime, batch: int) -> int:
+    status = await conn.execute(query("delete_old_runs"), before, batch)
+    return int(status.split()[-1])
+
+
+async def delete_old_workers(conn: Conn, *, before: datetime) -> None:
+    await conn.execute(query("delete_old_workers"), before)
+
+
+
+# --- runs: insert, cron slots, follow-ups ---------------------------------------------------
+
+async def insert_runs(conn: Conn, *, ids: Sequence[uuid.UUID], task_ids: Sequence[uuid.UUID],
+                      attempts: Sequence[int], types: Sequence[str], queues: Sequence[str],
+                      priorities: Sequence[int], scheduled_for: Sequence[datetime], due_at: Sequence[datetime],
+                      reasons: Sequence[str], now: datetime) -> int:
+    """Insert pending runs (a slot already taken is skipped); returns how many were inserted."""
+    n = await conn.fetchval(query("insert_runs"), list(ids), list(task_ids), list(attempts), list(types),
+                            list(queues), list(priorities), list(scheduled_for), list(due_at), list(reasons), now)
+    return int(n or 0)
+
+
+async def cron_busy(conn: Conn, *, task_ids: Sequence[uuid.UUID], claimed: Sequence[uuid.UUID]) -> list[asyncpg.Record]:
+    """Per cron task: does it have a run running (besides `claimed`), or one queued behind it."""
+    return await conn.fetch(query("cron_busy"), list(task_ids), list(claimed))
+
+
+async def skip_runs(conn: Conn, *, run_ids: Sequence[uuid.UUID], reasons: Sequence[str], now: datetime) -> None:
+    await conn.execute(query("skip_runs"), list(run_ids), list(reasons), now)
+
+
+async def queue_runs(conn: Conn, *, run_ids: Sequence[uuid.UUID]) -> None:
+    await conn.execute(query("queue_runs"), list(run_ids))
+
+
+async def mark_catch_up(conn: Conn, *, run_ids: Sequence[uuid.UUID]) -> None:
+    await conn.execute(query("mark_catch_up"), list(run_ids))
+
+
+async def hold_pending_runs(conn: Conn, *, task_ids: Sequence[uuid.UUID]) -> None:
+    await conn.execute(query("hold_pending_runs"), list(task_ids))
+
+
+async def finish_tasks(conn: Conn, *, task_ids: Sequence[uuid.UUID], status: str, now: datetime) -> None:
+    await conn.execute(query("finish_tasks"), list(task_ids), status, now)
+
+
+async def release_queued(conn: Conn, *, task_ids: Sequence[uuid.UUID], now: datetime) -> None:
+    await conn.fetch(query("release_queued"), list(task_ids), now)
+
+
+async def already_applied(conn: Conn, *, run_ids: Sequence[uuid.UUID],
+                          tokens: Sequence[uuid.UUID]) -> list[asyncpg.Record]:
+    return await conn.fetch(query("already_applied"), list(run_ids), list(tokens))
+
+
+# --- workers ---------------------------------------------------------------------------------
+
+async def upsert_worker(conn: Conn, *, worker_id: str, name: str, host: str, types: Sequence[str],
+                        queues: Sequence[str], slots: int, coordinator_id: str, now: datetime) -> None:
+    await conn.execute(query("upsert_worker"), worker_id, name, host, list(types), list(queues), slots,
+                       coordinator_id, now)
+
+
+async def worker_disconnected(conn: Conn, *, worker_id: str, coordinator_id: str, now: datetime) -> None:
+    await conn.execute(query("worker_disconnected"), worker_id, coordinator_id, now)
+
+
+async def list_workers(conn: Conn, *, alive_since: datetime) -> list[asyncpg.Record]:
+    """Workers whose last heartbeat is after `alive_since`."""
+    return await conn.fetch(query("list_workers"), alive_since)
+
+
+async def drain_worker(conn: Conn, *, worker_id: str, drain: bool, alive_since: datetime) -> asyncpg.Record | None:
+    return await conn.fetchrow(query("drain_worker"), worker_id, drain, alive_since)
+
+
+# --- cluster figures -------------------------------------------------------------------------
+
+async def runs_by_state(conn: Conn) -> dict[str, int]:
+    return {r["state"]: r["count"] for r in await conn.fetch(query("runs_by_state"))}
+
+
+async def due_backlog(conn: Conn, *, now: datetime) -> int:
+    return int(await conn.fetchval(query("due_backlog"), now))
+
+
+async def connected_worker_count(conn: Conn, *, alive_since: datetime) -> int:
+    return int(await conn.fetchval(query("connected_worker_count"), alive_since))
+
+
+async def queue_gauges(conn: Conn, *, now: datetime, alive_since: datetime) -> asyncpg.Record:
+    return await conn.fetchrow(query("queue_gauges"), now, alive_since)
+
+
+# --- tasks (the API) -------------------------------------------------------------------------
+
+async def insert_tasks(conn: Conn, *, records: Sequence[dict[str, Any]], now: datetime) -> set[uuid.UUID]:
+    """Insert tasks from their JSON records; returns the ids inserted (an idempotency key
+    already taken leaves its record out)."""
+    return {r["id"] for r in await conn.fetch(query("insert_tasks"), list(records), now)}
+
+
+async def tasks_by_idempotency_key(conn: Conn, *, keys: Sequence[str]) -> list[asyncpg.Record]:
+    return await conn.fetch(query("tasks_by_idempotency_key"), list(keys))
+
+
+async def get_tasks(conn: Conn, *, ids: Sequence[uuid.UUID]) -> list[asyncpg.Record]:
+    return await conn.fetch(query("get_tasks"), list(ids))
+
+
+async def last_runs(conn: Conn, *, task_ids: Sequence[uuid.UUID]) -> list[asyncpg.Record]:
+    """Each task's latest run that has started or ended."""
+    return await conn.fetch(query("last_runs"), list(task_ids))
+
+
+async def list_tasks(conn: Conn, *, after_created: datetime | None, after_id: uuid.UUID | None,
+                     type_: str | None, queue: str | None, name_prefix: str | None,
+                     statuses: Sequence[str] | None, running: bool | None, limit: int) -> list[asyncpg.Record]:
+    return await conn.fetch(query("list_tasks"), after_created, after_id, type_, queue, name_prefix,
+                            None if statuses is None else list(statuses), running, limit)
+
+
+async def list_runs(conn: Conn, *, after_created: datetime | None, after_id: uuid.UUID | None, state: str | None,
+                    type_: str | None, task_id: uuid.UUID | None, worker_id: str | None,
+                    limit: int) -> list[asyncpg.Record]:
+    return await conn.fetch(query("list_runs"), after_created, after_id, state, type_, task_id, worker_id, limit)
+
+
+async def get_run(conn: Conn, *, run_id: uuid.UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(query("get_run"), run_id)
+
+
+async def lock_task(conn: Conn, *, task_id: uuid.UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(query("lock_task"), task_id)
+
+
+async def cancel_task(conn: Conn, *, task_id: uuid.UUID, now: datetime) -> None:
+    await conn.fetch(query("cancel_task"), task_id, now)
+
+
+async def pause_task(conn: Conn, *, task_id: uuid.UUID, now: datetime) -> None:
+    await conn.execute(query("pause_task"), task_id, now)
+
+
+async def resume_task(conn: Conn, *, task_id: uuid.UUID, now: datetime) -> None:
+    await conn.fetch(query("resume_task"), task_id, now)
+
+
+async def skip_paused_slot(conn: Conn, *, task_id: uuid.UUID, now: datetime, reason: str) -> None:
+    await conn.fetch(query("skip_paused_slot"), task_id, now, reason)
+
+
+async def drop_pending_slots(conn: Conn, *, task_id: uuid.UUID) -> None:
+    await conn.execute(query("drop_pending_slots"), task_id)
+
+
+async def patch_task(conn: Conn, *, task_id: uuid.UUID, changes: dict[str, Any], now: datetime) -> asyncpg.Record:
+    return await conn.fetchrow(query("patch_task"), task_id, changes, now)
+
+
+async def repoint_pending_runs(conn: Conn, *, task_id: uuid.UUID) -> None:
+    await conn.execute(query("repoint_pending_runs"), task_id)
+
+
+async def move_pending_run(conn: Conn, *, task_id: uuid.UUID, run_at: datetime, now: datetime) -> None:
+    await conn.fetch(query("move_pending_run"), task_id, run_at, now)
