@@ -8,7 +8,6 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -23,7 +22,7 @@ from skiplock.common import logs, timeutil
 from skiplock.common.config import ApiSettings
 from skiplock.common.metrics import render
 from skiplock.common.states import RunState, TaskState
-from skiplock.sql import db, statements
+from skiplock.sql import db
 
 log = logs.get("skiplock.api")
 
@@ -299,6 +298,11 @@ async def get_run(request: web.Request) -> web.Response:
     return _json(run)
 
 
+async def get_stats(request: web.Request) -> web.Response:
+    _check_query(request, set())
+    return _json(await store.stats(request.app[POOL], timeutil.utcnow(), request.app[SETTINGS].lease_s))
+
+
 async def list_workers(request: web.Request) -> web.Response:
     workers = await store.list_workers(request.app[POOL], timeutil.utcnow(),
                                        request.app[SETTINGS].lease_s)
@@ -326,12 +330,13 @@ async def metrics(request: web.Request) -> web.Response:
     m = request.app[METRICS]
     now = timeutil.utcnow()
     try:
-        row = await statements.queue_gauges(request.app[POOL], now=now,
-                                            alive_since=now - timedelta(seconds=request.app[SETTINGS].lease_s))
-        for state in (RunState.PENDING, RunState.RUNNING):
-            m["runs"].labels(state).set(row["by_state"].get(state, 0))
-        m["due"].set(row["due"])
-        m["workers"].set(row["workers"])
+        st = await store.stats(request.app[POOL], now, request.app[SETTINGS].lease_s)
+        for state, n in st["runs"].items():
+            m["runs"].labels(state).set(n)
+        for state, n in st["tasks"].items():
+            m["tasks"].labels(state).set(n)
+        m["due"].set(st["due_backlog"])
+        m["workers"].set(st["workers"])
         m["db_up"].set(1)
     except db.TRANSIENT_ERRORS:
         m["db_up"].set(0)  # still answer: the request counters are worth having in an outage
@@ -349,7 +354,9 @@ def _metrics(registry: CollectorRegistry) -> dict[str, Any]:
         "latency": Histogram("skiplock_api_request_seconds", "API request latency",
                              ["method", "route"], registry=registry),
         "created": Counter("skiplock_tasks_created_total", "Tasks created", registry=registry),
-        "runs": Gauge("skiplock_runs", "Runs pending or running", ["state"], registry=registry),
+        "runs": Gauge("skiplock_runs", "Runs by state: live, and ended within retention (kept counts)", ["state"],
+                      registry=registry),
+        "tasks": Gauge("skiplock_tasks", "Tasks by state (kept counts)", ["state"], registry=registry),
         "due": Gauge("skiplock_due_backlog", "Pending runs already due (waiting for a slot)", registry=registry),
         "workers": Gauge("skiplock_workers_connected", "Workers with a recent heartbeat", registry=registry),
         "db_up": Gauge("skiplock_database_up", "1 when the API reached the database at this scrape",
@@ -398,6 +405,7 @@ def create_app(settings: ApiSettings, pool: asyncpg.Pool | None = None) -> web.A
     r.add_get("/api/runs", list_runs)
     r.add_get(f"/api/runs/{tid}", get_run)
     r.add_get("/api/workers", list_workers)
+    r.add_get("/api/stats", get_stats)
     r.add_post("/api/workers/{id}/drain", _drain(True))
     r.add_post("/api/workers/{id}/undrain", _drain(False))
     r.add_get("/api/healthz", healthz)

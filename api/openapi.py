@@ -197,6 +197,20 @@ def spec() -> dict[str, Any]:
             "queues": {"type": "array", "items": {"type": "string"}},
             "slots": {"type": "integer"}, "running": {"type": "integer"}, "coordinator": {"type": "string"},
             "draining": {"type": "boolean"}, "connected_at": TS, "last_heartbeat_at": TS}},
+        "Stats": {"type": "object", "required": ["runs", "tasks", "queues", "due_backlog", "workers", "at"],
+                  "description": "Kept counts (updated by the statements that move runs, never counted over "
+                                 "history): runs live and within retention, by state and by queue; tasks by state.",
+                  "properties": {
+            "runs": {"type": "object", "additionalProperties": {"type": "integer"},
+                     "description": "runs by state: pending, running, succeeded, failed, cancelled, skipped"},
+            "tasks": {"type": "object", "additionalProperties": {"type": "integer"},
+                      "description": "tasks by state: scheduled, running, paused, succeeded, failed, cancelled"},
+            "queues": {"type": "array", "items": {"type": "object", "properties": {
+                "name": {"type": "string"},
+                "runs": {"type": "object", "additionalProperties": {"type": "integer"}}}}},
+            "due_backlog": {"type": "integer", "description": "pending runs already due"},
+            "workers": {"type": "integer", "description": "connected workers"},
+            "at": TS}},
     }
     task_page = {"type": "object", "properties": {"tasks": {"type": "array", "items": _ref("Task")},
                                                   "next_cursor": {"type": "string", "nullable": True}}}
@@ -260,6 +274,8 @@ def spec() -> dict[str, Any]:
         "/api/workers/{id}/undrain": {"parameters": WID, "post": {
             "summary": "Let a drained worker take runs again",
             "responses": {**_ok(_ref("Worker")), **_problem_responses(404)}}},
+        "/api/stats": {"get": {"summary": "Counts: runs and tasks by state, runs by queue, due backlog, workers",
+                               "responses": {**_ok(_ref("Stats")), **_problem_responses(400)}}},
         "/api/healthz": {"get": {"summary": "Liveness and database reachability", "security": [],
                                  "responses": {**_ok({"type": "object"}), "503": {"description": "database unreachable"}}}},
         "/metrics": {"get": {"summary": "Prometheus metrics", "security": [],
@@ -294,6 +310,7 @@ OPERATIONS: dict[tuple[str, str], tuple[str, str]] = {
     ("/api/workers", "get"): ("list_workers", "workers"),
     ("/api/workers/{id}/drain", "post"): ("drain_worker", "workers"),
     ("/api/workers/{id}/undrain", "post"): ("undrain_worker", "workers"),
+    ("/api/stats", "get"): ("get_stats", "operations"),
     ("/api/healthz", "get"): ("health", "operations"),
     ("/metrics", "get"): ("metrics", "operations"),
 }

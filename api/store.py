@@ -17,7 +17,7 @@ from skiplock.api.validation import TaskSpec
 from skiplock.api.views import decode_cursor, encode_cursor, run_view, task_view
 from skiplock.common import timeutil
 from skiplock.common.errors import SkiplockError
-from skiplock.common.states import TaskStatus
+from skiplock.common.states import RunState, TaskState, TaskStatus
 from skiplock.sql import statements
 from skiplock.sql.db import retry_conflicts
 from skiplock.sql.new_runs import NewRun, insert_runs
@@ -126,7 +126,7 @@ async def _with_last_runs(conn: asyncpg.Connection | asyncpg.Pool, rows: list[as
                           lease_s: float, fleet: waiting.Fleet | None = None) -> list[dict[str, Any]]:
     if not rows:
         return []
-    last = {r["task_id"]: r for r in await statements.last_runs(conn, task_ids=[r["id"] for r in rows])}
+    last = {r["task_id"]: r for r in await statements.last_runs(conn, tasks=rows)}
     now = timeutil.utcnow()
     fleet = fleet or await waiting.fleet(conn, now, lease_s)
     return [task_view(r, last.get(r["id"]), waiting.task_waiting(r, fleet, now)) for r in rows]
@@ -280,6 +280,27 @@ async def patch_task(pool: asyncpg.Pool, task_id: uuid.UUID, body: Any, now: dat
         if changes.get("run_at") is not None:
             await statements.move_pending_run(conn, task_id=task_id, run_at=changes["run_at"], now=now)
     return await _view(pool, task_id)
+
+
+async def stats(pool: asyncpg.Pool, now: datetime, lease_s: float) -> dict[str, Any]:
+    """Runs by state and queue, tasks by state, the due backlog and connected workers: read
+    from the kept counters and the live runs, never counted over history."""
+    row = await statements.counts(pool, now=now)
+    runs = {s.value: 0 for s in RunState}
+    queues: dict[str, dict[str, int]] = {}
+    for r in row["runs"]:
+        runs[r["state"]] = runs.get(r["state"], 0) + int(r["n"])
+        queues.setdefault(r["queue"], {s.value: 0 for s in RunState})[r["state"]] = int(r["n"])
+    stored = {k: int(v) for k, v in row["tasks"].items()}
+    running = int(row["running_tasks"])
+    tasks = {s.value: 0 for s in TaskState}
+    tasks.update(running=running, scheduled=max(0, stored.get("active", 0) - running),
+                 paused=stored.get("paused", 0) + stored.get("quarantined", 0))
+    for s in ("succeeded", "failed", "cancelled"):
+        tasks[s] = stored.get(s, 0)
+    workers = await statements.connected_worker_count(pool, alive_since=now - timedelta(seconds=lease_s))
+    return {"runs": runs, "tasks": tasks, "queues": [{"name": q, "runs": c} for q, c in sorted(queues.items())],
+            "due_backlog": int(row["due_backlog"]), "workers": workers, "at": timeutil.iso(now)}
 
 
 def _worker_view(r: asyncpg.Record) -> dict[str, Any]:

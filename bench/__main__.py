@@ -1,7 +1,8 @@
-"""Print skiplock's figures: end-to-end runs/s, scheduling lateness, API creates/s.
+"""Print skiplock's figures: end-to-end runs/s, scheduling lateness, API creates/s; with
+--cron-fleet, a fleet of cron tasks; with --scale, the same reads and drain at millions of rows.
 
 Starts real processes (api, one coordinator, one worker) against an embedded PostgreSQL
-(or SKIPLOCK_BENCH_DATABASE_URL, which it will fill with tasks), like the test suite.
+(or SKIPLOCK_BENCH_DATABASE_URL, which it will empty and fill), like the test suite.
 """
 
 from __future__ import annotations
@@ -20,36 +21,13 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 
+from bench import scale
+from bench.common import create, pct, reset, succeeded_since, wait_workers
 from skiplock.sql import db
 from skiplock.sql.embedded import EmbeddedPostgres
 from skiplock.testing import Cluster
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def pct(values: list[float], p: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
-
-
-async def create(session: aiohttp.ClientSession, base: str, tasks: list[dict]) -> None:
-    async with session.post(f"{base}/api/tasks/batch", json={"tasks": tasks}) as r:
-        if r.status != 201:
-            raise SystemExit(f"batch create failed: {r.status} {await r.text()}")
-
-
-async def wait_count(pool: asyncpg.Pool, sql: str, n: int, timeout: float) -> float:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if await pool.fetchval(sql) >= n:
-            return time.time()
-        await asyncio.sleep(0.02)
-    raise SystemExit(f"timed out waiting for {n}: {sql}")
-
-
-async def wait_workers(pool: asyncpg.Pool) -> None:
-    while not await pool.fetchval("SELECT count(*) FROM skiplock_workers WHERE disconnected_at IS NULL"):
-        await asyncio.sleep(0.05)
 
 
 async def count_statements(pool: asyncpg.Pool, seconds: float) -> float:
@@ -69,7 +47,7 @@ async def cron_fleet(args: argparse.Namespace, url: str) -> None:
     cluster = Cluster(url, pythonpath=[ROOT])
     pool = await db.create_pool(url)
     try:
-        await pool.execute("TRUNCATE skiplock_tasks, skiplock_runs, skiplock_workers CASCADE")
+        await reset(pool)
         await cluster.api()
         coords = [await cluster.coordinator(), await cluster.coordinator()]
         await cluster.worker("--import", "bench.handlers", "--types", "bench.noop", "--slots", str(args.slots),
@@ -83,12 +61,12 @@ async def cron_fleet(args: argparse.Namespace, url: str) -> None:
         # finished_at is the worker's clock when the no-op returned: the run really started
         # then, after the claim's transaction committed and the assignment crossed gRPC.
         rows = await pool.fetch(
-            "SELECT extract(epoch FROM finished_at - scheduled_for) * 1000 AS ms FROM skiplock_runs "
+            "SELECT extract(epoch FROM finished_at - scheduled_for) * 1000 AS ms FROM skiplock_run_history "
             "WHERE state = 'succeeded' AND scheduled_for > $1", began + timedelta(seconds=2))
         late = [float(r["ms"]) for r in rows]
-        dup = await pool.fetchval("SELECT count(*) FROM (SELECT task_id, scheduled_for FROM skiplock_runs "
+        dup = await pool.fetchval("SELECT count(*) FROM (SELECT task_id, scheduled_for FROM skiplock_all_runs "
                                   "WHERE state <> 'skipped' GROUP BY 1, 2 HAVING count(*) > 1) d")
-        skipped = await pool.fetchval("SELECT count(*) FROM skiplock_runs WHERE state = 'skipped'")
+        skipped = await pool.fetchval("SELECT count(*) FROM skiplock_run_history WHERE state = 'skipped'")
         print(f"cron fleet: {n} tasks every 2 s ({n / 2:.0f} fires/s), 2 coordinators + 1 worker "
               f"({args.slots} slots), {len(late)} runs over {args.cron_s:.0f} s, "
               f"fire time to the no-op's end on the worker: p50 {pct(late, 50):.1f} ms, "
@@ -105,6 +83,16 @@ async def main(args: argparse.Namespace) -> None:
     if not url:
         server = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="skiplock-bench-")) / "data")
         url = await asyncio.to_thread(server.start)
+    if args.scale:
+        try:
+            await db.wait_for_database(url)
+            await db.migrate(url)
+            await scale.run_scale(args, url)
+        finally:
+            if server is not None:
+                await asyncio.to_thread(server.remove)
+                shutil.rmtree(server.data_dir.parent, ignore_errors=True)
+        return
     if args.cron_fleet:
         try:
             await db.wait_for_database(url)
@@ -120,7 +108,7 @@ async def main(args: argparse.Namespace) -> None:
         await db.wait_for_database(url)
         await db.migrate(url)
         pool = await db.create_pool(url)
-        await pool.execute("TRUNCATE skiplock_tasks, skiplock_runs, skiplock_workers CASCADE")
+        await reset(pool)
         await cluster.api()
         await cluster.coordinator()
         await cluster.worker("--import", "bench.handlers", "--types", "bench.noop", "--slots", str(args.slots),
@@ -146,24 +134,22 @@ async def main(args: argparse.Namespace) -> None:
             for i in range(0, n, 1000):
                 await create(s, base, [{"type": "bench.noop", "run_at": t_due.isoformat()}
                                        for _ in range(min(1000, n - i))])
-            finished = await wait_count(pool, "SELECT count(*) FROM skiplock_runs WHERE type = 'bench.noop' "
-                                              "AND state = 'succeeded'", n, timeout=lead + 600)
+            finished = await succeeded_since(pool, n, t_due - timedelta(seconds=1), timeout=lead + 600)
             rate = n / (finished - t_due.timestamp())
             print(f"end to end: {n:,} no-op runs due at once, 1 coordinator + 1 worker ({args.slots} slots): "
                   f"{rate:,.0f} runs/s", flush=True)
-            await pool.execute("DELETE FROM skiplock_tasks WHERE type = 'bench.noop'")
 
             # 3. Lateness: 500 tasks spread over 10 s, on an otherwise idle cluster.
             start = datetime.now(UTC) + timedelta(seconds=2)
             spread = [{"type": "bench.noop", "run_at": (start + timedelta(seconds=10 * i / args.late)).isoformat()}
                       for i in range(args.late)]
             await create(s, base, spread)
-            await wait_count(pool, "SELECT count(*) FROM skiplock_runs WHERE type = 'bench.noop' "
-                                   "AND state = 'succeeded'", args.late, timeout=60)
+            await succeeded_since(pool, args.late, start, timeout=60)
             # finished_at is the worker's clock when the no-op returned: the run really started
             # then (the claim itself happens up to claim_ahead_s early, and records the due time).
             rows = await pool.fetch("SELECT extract(epoch FROM finished_at - scheduled_for) * 1000 AS ms "
-                                    "FROM skiplock_runs WHERE type = 'bench.noop'")
+                                    "FROM skiplock_run_history WHERE type = 'bench.noop' AND scheduled_for >= $1",
+                                    start)
             late = [float(r["ms"]) for r in rows]
             print(f"start lateness (run_at to the no-op's end on the worker), {args.late} tasks over 10 s: "
                   f"p50 {pct(late, 50):.1f} ms, p95 {pct(late, 95):.1f} ms, p99 {pct(late, 99):.1f} ms, "
@@ -186,4 +172,5 @@ if __name__ == "__main__":
     p.add_argument("--cron-fleet", type=int, default=0, metavar="N",
                    help="instead: N cron tasks every 2 s on two coordinators, start lateness")
     p.add_argument("--cron-s", type=float, default=20.0, help="how long the cron fleet runs")
-    sys.exit(asyncio.run(main(p.parse_args())))
+    scale.add_arguments(p)
+    sys.exit(asyncio.run(main(scale.finish_arguments(p.parse_args()))))

@@ -90,7 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     _lease_flags(co)
     _flag(co, "--metrics-addr", "SKIPLOCK_METRICS_ADDR", "serve Prometheus metrics here (off when unset)")
     _flag(co, "--coordinator-id", "SKIPLOCK_COORDINATOR_ID", "a stable name (default host-random)")
-    _flag(co, "--retention-s", "SKIPLOCK_RETENTION_S", "keep finished runs this long (default 604800, a week)")
+    _flag(co, "--retention-s", "SKIPLOCK_RETENTION_S",
+          "keep succeeded and skipped runs this long (default 604800, a week)")
+    _flag(co, "--retention-failed-s", "SKIPLOCK_RETENTION_FAILED_S",
+          "keep failed and cancelled runs this long (default 2592000, 30 days)")
     _flag(co, "--tls-cert", "SKIPLOCK_TLS_CERT", "TLS certificate (PEM)")
     _flag(co, "--tls-key", "SKIPLOCK_TLS_KEY", "TLS private key (PEM)")
     _flag(co, "--tls-ca", "SKIPLOCK_TLS_CA", "CA for client certificates (mutual TLS)")
@@ -202,7 +205,8 @@ def cmd_coordinator(args: argparse.Namespace) -> int:
         database_url=_db_url(args), grpc_addr=args.grpc_addr, coordinator_id=args.coordinator_id or "",
         leases=_leases(args), metrics_addr=args.metrics_addr, worker_token=env("SKIPLOCK_WORKER_TOKEN"),
         admin_token=env("SKIPLOCK_ADMIN_TOKEN"),
-        **given(retention_s=(args.retention_s, "--retention-s")),
+        **given(retention_s=(args.retention_s, "--retention-s"),
+                retention_failed_s=(args.retention_failed_s, "--retention-failed-s")),
         tls_cert=args.tls_cert, tls_key=args.tls_key, tls_ca=args.tls_ca)
     asyncio.run(serve(settings, migrate=not args.no_migrate))
     return 0

@@ -104,7 +104,10 @@ class CoordinatorSettings:
     result_batch: int = 500
     result_flush_s: float = 0.005
     max_lost_runs: int = 3
+    # History retention by state: succeeded and skipped runs, then failed and cancelled ones
+    # (dropped a day's partition at a time; each task's latest run is always kept).
     retention_s: float = 7 * 86400.0
+    retention_failed_s: float = 30 * 86400.0
     # Unable to reach the database this long, the coordinator stops serving and sends its
     # workers on; 0 picks a third of the lease (at most 3 s), well before leases run out.
     db_cutoff_s: float = 0.0

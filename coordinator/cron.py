@@ -88,7 +88,7 @@ async def apply_policies(conn: asyncpg.Connection, rows: Sequence[ClaimedRun], n
 
 async def materialise_next(conn: asyncpg.Connection, rows: Sequence[ClaimedRun], now: datetime) -> None:
     """A cron task's next slot is made when the current one is claimed; the unique key
-    (task, slot, attempt) makes a second materialisation a no-op."""
+    (task, slot, attempt), checked against the history too, makes a second one a no-op."""
     nxt: list[NewRun] = []
     for r in rows:
         if r["cron"] and r["attempt"] == 1 and r["reason"] in SLOT_REASONS and r["task_status"] == "active":
@@ -97,4 +97,4 @@ async def materialise_next(conn: asyncpg.Connection, rows: Sequence[ClaimedRun],
             due = timeutil.NEVER if reason == "catch_up" else max(fire, now)
             nxt.append(NewRun(task_id=r["task_id"], attempt=1, type=r["type"], queue=r["queue"],
                               priority=r["priority"], scheduled_for=fire, due_at=due, reason=reason))
-    await insert_runs(conn, nxt, now)
+    await insert_runs(conn, nxt, now, cron_slots=True)

@@ -19,11 +19,15 @@ log = logs.get("skiplock.reaper")
 
 
 async def every(interval_s: float, step: Callable[[], Awaitable[object]], what: str,
-                metrics: CoordinatorMetrics) -> None:
-    """Run `step` every `interval_s`. A failed round is logged and counted, never the end of
-    the loop: maintenance must not take dispatch down with it."""
+                metrics: CoordinatorMetrics, at_once: bool = False) -> None:
+    """Run `step` every `interval_s` (and first at once, with `at_once`). A failed round is
+    logged and counted, never the end of the loop: maintenance must not take dispatch down
+    with it."""
+    first = at_once
     while True:
-        await asyncio.sleep(interval_s)
+        if not first:
+            await asyncio.sleep(interval_s)
+        first = False
         try:
             await step()
         except asyncio.CancelledError:
@@ -70,11 +74,12 @@ class Reaper:
 
 
 class Retention:
-    """Deletes finished runs older than `retention_s` (keeping each task's latest run) and
-    workers long gone, in batches of `batch`, pausing between them."""
+    """History maintenance: the history's daily partitions made ahead and dropped behind by
+    class retention (each task's latest run kept), and workers long gone. Any number of
+    coordinators run it; an advisory lock lets one pass run at a time."""
 
     def __init__(self, pool: asyncpg.Pool, settings: CoordinatorSettings, metrics: CoordinatorMetrics,
-                 clock: Callable[[], datetime] = timeutil.utcnow, batch: int = 500,
+                 clock: Callable[[], datetime] = timeutil.utcnow, batch: int = 10000,
                  interval_s: float = 60.0) -> None:
         self.pool = pool
         self.settings = settings
@@ -83,19 +88,16 @@ class Retention:
         self.batch = batch
         self.interval_s = interval_s
 
-    async def run_once(self, max_batches: int = 20) -> int:
-        cutoff = self.clock() - timedelta(seconds=self.settings.retention_s)
-        deleted = 0
-        for _ in range(max_batches):
-            n = await statements.delete_old_runs(self.pool, before=cutoff, batch=self.batch)
-            deleted += n
-            if n < self.batch:
-                break
-            await asyncio.sleep(0.05)  # let dispatch have the database between batches
-        await statements.delete_old_workers(self.pool, before=self.clock() - timedelta(days=1))
-        if deleted:
-            log.info("history_pruned", runs=deleted, older_than=timeutil.iso(cutoff))
-        return deleted
+    async def run_once(self) -> statements.HistoryPass:
+        now = self.clock()
+        done = await statements.maintain_history(self.pool, now=now, keep_ok_s=self.settings.retention_s,
+                                                 keep_failed_s=self.settings.retention_failed_s, batch=self.batch)
+        await statements.delete_old_workers(self.pool, before=now - timedelta(days=1))
+        if done.created or done.dropped or done.default_rows:
+            log.info("history_maintained", partitions_created=done.created, partitions_dropped=done.dropped,
+                     runs_dropped=done.runs_dropped, default_rows_pruned=done.default_rows)
+        return done
 
     async def run(self) -> None:
-        await every(self.interval_s, self.run_once, "retention", self.metrics)
+        # At once on start: today's partitions exist before the first run ends in them.
+        await every(self.interval_s, self.run_once, "retention", self.metrics, at_once=True)

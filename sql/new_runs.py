@@ -24,13 +24,16 @@ class NewRun:
     id: uuid.UUID = field(default_factory=uuid.uuid4)
 
 
-async def insert_runs(conn: asyncpg.Connection | asyncpg.Pool, runs: list[NewRun], now: datetime) -> int:
+async def insert_runs(conn: asyncpg.Connection | asyncpg.Pool, runs: list[NewRun], now: datetime,
+                      cron_slots: bool = False) -> int:
     """Insert pending runs (a slot already taken is skipped) and NOTIFY coordinators, in the
-    caller's transaction. Returns how many were inserted."""
+    caller's transaction. Returns how many were inserted. `cron_slots`: the runs are slots
+    that a claim materialises, which a claim made again (after an unclaim) could repeat
+    once the first copy has ended; the history is checked for them too."""
     if not runs:
         return 0
     return await statements.insert_runs(
         conn, ids=[r.id for r in runs], task_ids=[r.task_id for r in runs], attempts=[r.attempt for r in runs],
         types=[r.type for r in runs], queues=[r.queue for r in runs], priorities=[r.priority for r in runs],
         scheduled_for=[r.scheduled_for for r in runs], due_at=[r.due_at for r in runs],
-        reasons=[r.reason for r in runs], now=now)
+        reasons=[r.reason for r in runs], now=now, check_history=cron_slots)

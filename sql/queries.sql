@@ -1,6 +1,10 @@
--- All skiplock SQL, as named blocks. Code refers to a statement by its name
--- (skiplock.sql.query). Time-dependent statements take "now" as a parameter so tests
+-- All skiplock SQL, as named blocks. Code calls a statement through its function in
+-- sql/statements.py. Time-dependent statements take "now" as a parameter so tests
 -- move time instead of sleeping.
+--
+-- skiplock_runs holds live runs only (pending, running): a statement that ends a run sets
+-- its state and the table's trigger moves it into skiplock_run_history (and counts it);
+-- see sql/migrations/0006_history.sql. Reads of "all runs" read both.
 --
 -- Batched writes join a table to unnest($1, ...) and ALSO filter it by `id = ANY($1)`: on
 -- young tables the planner's estimates are poor and, without that, it can pick a nested
@@ -31,7 +35,10 @@ SELECT id, idempotency_key, request_hash FROM skiplock_tasks WHERE idempotency_k
 
 -- name: insert_runs
 -- New pending runs (first runs, retries, cron slots); wakes coordinators in the same
--- transaction with the earliest due time (unix seconds) as payload.
+-- transaction with the earliest due time (unix seconds) as payload. With $11 (cron slots),
+-- a slot that already ended (moved to the history, so the hot table's unique key no longer
+-- sees it) is not made again; the history is searched from a day before the slot on, since
+-- a run cannot end before it is due.
 WITH ins AS (
     INSERT INTO skiplock_runs (id, task_id, attempt, type, queue, priority, scheduled_for,
                                due_at, reason, created_at)
@@ -39,6 +46,10 @@ WITH ins AS (
     FROM unnest($1::uuid[], $2::uuid[], $3::integer[], $4::text[], $5::text[], $6::integer[],
                 $7::timestamptz[], $8::timestamptz[], $9::text[])
          AS r(id, task_id, attempt, type, queue, priority, scheduled_for, due_at, reason)
+    WHERE NOT $11::boolean
+       OR NOT EXISTS (SELECT 1 FROM skiplock_run_history h
+                      WHERE h.task_id = r.task_id AND h.scheduled_for = r.scheduled_for
+                        AND h.attempt = r.attempt AND h.finished_at >= r.scheduled_for - interval '1 day')
     ON CONFLICT (task_id, scheduled_for, attempt) DO NOTHING
     RETURNING due_at
 )
@@ -85,9 +96,9 @@ RETURNING r.id, r.lease_token, r.task_id, t.name AS task_name, r.type, t.payload
 -- name: already_applied
 -- Of results that did not apply, those whose run already ended under the same token: a
 -- worker re-sent them after a reconnect. The others are stale.
-SELECT r.id
-FROM skiplock_runs r, unnest($1::uuid[], $2::uuid[]) AS x(id, token)
-WHERE r.id = ANY($1::uuid[]) AND r.id = x.id AND r.lease_token = x.token AND r.state <> 'running';
+SELECT h.id
+FROM skiplock_run_history h, unnest($1::uuid[], $2::uuid[]) AS x(id, token)
+WHERE h.id = ANY($1::uuid[]) AND h.id = x.id AND h.lease_token = x.token;
 
 -- name: cron_busy
 -- For cron slots just claimed: does the task have another run going, or one waiting?
@@ -174,25 +185,34 @@ WHERE state = 'pending' AND due_at > $1 AND due_at < 'infinity'
 
 -- name: finish_runs
 -- Apply worker results. A row counts only while the run is `running` under the same lease
--- token and held by the worker reporting it (fencing); the rest are not returned.
+-- token and held by the worker reporting it (fencing); the rest are not returned. An ended
+-- run leaves the queue for the history in this statement: deleted and inserted (the
+-- triggers count both and record the task's latest run).
 WITH res AS (
     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],
                          $6::timestamptz[], $7::boolean[], $8::double precision[], $9::boolean[],
                          $10::text[])
         AS x(id, token, state, result, error, finished_at, retryable, retry_after_s, released, worker_id)
+), done AS (
+    DELETE FROM skiplock_runs r
+    USING res
+    WHERE r.id = ANY($1::uuid[]) AND r.id = res.id AND r.lease_token = res.token AND r.state = 'running'
+      AND r.worker_id = res.worker_id
+    RETURNING r.id, r.task_id, r.attempt, res.state, r.type, r.queue, r.priority, r.scheduled_for, r.due_at,
+              r.started_at, res.finished_at, r.worker_id, r.coordinator_id, r.lease_token, r.deadline_at,
+              res.result, res.error, r.reason, r.created_at, r.seq, res.retryable, res.retry_after_s, res.released
+), moved AS (
+    INSERT INTO skiplock_run_history (id, task_id, attempt, state, type, queue, priority, scheduled_for, due_at,
+                                      started_at, finished_at, worker_id, coordinator_id, lease_token,
+                                      lease_expires_at, deadline_at, result, error, reason, created_at, seq)
+    SELECT id, task_id, attempt, state, type, queue, priority, scheduled_for, due_at, started_at, finished_at,
+           worker_id, coordinator_id, lease_token, NULL, deadline_at, result::jsonb, error, reason, created_at, seq
+    FROM done
 )
-UPDATE skiplock_runs r
-SET state = res.state,
-    result = res.result::jsonb,
-    error = res.error,
-    finished_at = res.finished_at,
-    lease_expires_at = NULL
-FROM res, skiplock_tasks t
-WHERE r.id = ANY($1::uuid[]) AND r.id = res.id AND r.lease_token = res.token AND r.state = 'running'
-  AND r.worker_id = res.worker_id AND t.id = r.task_id
-RETURNING r.id, r.task_id, r.state, r.attempt, r.scheduled_for, r.type, r.queue, r.priority,
-          res.retryable, res.retry_after_s, res.released, false AS lost, t.max_attempts, t.cron,
-          t.status AS task_status, t.retry_backoff_s, t.retry_backoff_max_s, t.retry_jitter;
+SELECT d.id, d.task_id, d.state, d.attempt, d.scheduled_for, d.type, d.queue, d.priority,
+       d.retryable, d.retry_after_s, d.released, false AS lost, t.max_attempts, t.cron,
+       t.status AS task_status, t.retry_backoff_s, t.retry_backoff_max_s, t.retry_jitter
+FROM done d JOIN skiplock_tasks t ON t.id = d.task_id;
 
 -- name: reap_expired
 -- Fail running runs whose lease ran out (worker lost) or whose deadline passed (no result
@@ -307,53 +327,95 @@ SELECT t.*,
          WHERE p.task_id = t.id AND p.state = 'pending' AND p.due_at < 'infinity') AS next_due,
        EXISTS (SELECT 1 FROM skiplock_runs q
                 WHERE q.task_id = t.id AND q.state = 'running') AS has_running,
-       pr.pending_due, pr.pending_reason
+       pr.pending_due, pr.pending_reason,
+       lr.run_id AS last_run_id, lr.finished_at AS last_run_finished_at, lr.state AS last_run_state
 FROM skiplock_tasks t
 LEFT JOIN LATERAL (SELECT p.due_at AS pending_due, p.reason AS pending_reason FROM skiplock_runs p
                    WHERE p.task_id = t.id AND p.state = 'pending' ORDER BY p.due_at LIMIT 1) pr ON true
+LEFT JOIN skiplock_task_last_run lr ON lr.task_id = t.id
 WHERE t.id = ANY($1::uuid[]);
 
 -- name: list_tasks
 -- Newest first; keyset paging on (created_at, id). $1/$2: cursor (or NULL), filters after.
+-- Each filter has an index that reads newest first ((status|type|queue, created_at, id)), and
+-- the name prefix a range of the C-collated name index ($5 || U+10FFFF bounds the prefix).
+-- `running` ($7 true) starts from the running runs, which are as many as the busy slots;
+-- `scheduled` ($7 false) reads active tasks newest first and skips the few that run.
 SELECT t.*,
        (SELECT min(due_at) FROM skiplock_runs p
          WHERE p.task_id = t.id AND p.state = 'pending' AND p.due_at < 'infinity') AS next_due,
        EXISTS (SELECT 1 FROM skiplock_runs q
                 WHERE q.task_id = t.id AND q.state = 'running') AS has_running,
-       pr.pending_due, pr.pending_reason
+       pr.pending_due, pr.pending_reason,
+       lr.run_id AS last_run_id, lr.finished_at AS last_run_finished_at, lr.state AS last_run_state
 FROM skiplock_tasks t
 LEFT JOIN LATERAL (SELECT p.due_at AS pending_due, p.reason AS pending_reason FROM skiplock_runs p
                    WHERE p.task_id = t.id AND p.state = 'pending' ORDER BY p.due_at LIMIT 1) pr ON true
+LEFT JOIN skiplock_task_last_run lr ON lr.task_id = t.id
 WHERE ($1::timestamptz IS NULL OR (t.created_at, t.id) < ($1, $2::uuid))
   AND ($3::text IS NULL OR t.type = $3)
   AND ($4::text IS NULL OR t.queue = $4)
-  AND ($5::text IS NULL OR starts_with(t.name, $5))
+  AND ($5::text IS NULL OR (t.name COLLATE "C" >= $5 AND t.name COLLATE "C" < $5 || chr(1114111)))
   AND ($6::text[] IS NULL OR t.status = ANY($6::text[]))
-  AND ($7::boolean IS NULL OR $7 = EXISTS (SELECT 1 FROM skiplock_runs q
-                                           WHERE q.task_id = t.id AND q.state = 'running'))
+  AND ($7::boolean IS NOT TRUE OR t.id IN (SELECT q.task_id FROM skiplock_runs q WHERE q.state = 'running'))
+  AND ($7::boolean IS NOT FALSE OR NOT EXISTS (SELECT 1 FROM skiplock_runs q
+                                               WHERE q.task_id = t.id AND q.state = 'running'))
 ORDER BY t.created_at DESC, t.id DESC
 LIMIT $8;
 
 -- name: last_runs
--- The latest run of each task, for the task views.
+-- The latest run of each task, for the task views: a live one if it has one, else the ended
+-- run the task names ($2-$4: its id, finished_at and state, which pick its one partition).
 SELECT DISTINCT ON (task_id) *
-FROM skiplock_runs
-WHERE task_id = ANY($1::uuid[])
+FROM (
+    SELECT * FROM skiplock_runs WHERE task_id = ANY($1::uuid[])
+    UNION ALL
+    SELECT h.* FROM unnest($2::uuid[], $3::timestamptz[], $4::text[]) AS x(id, finished_at, state)
+    CROSS JOIN LATERAL (SELECT * FROM skiplock_run_history h
+                        WHERE h.id = x.id AND h.finished_at = x.finished_at AND h.state = x.state
+                        UNION ALL
+                        SELECT * FROM skiplock_run_latest l WHERE l.id = x.id
+                        LIMIT 1) h
+) r
 ORDER BY task_id, seq DESC;
 
 -- name: get_run
--- One run, with its task's status (for `waiting`).
-SELECT r.*, t.status AS task_status FROM skiplock_runs r JOIN skiplock_tasks t ON t.id = r.task_id WHERE r.id = $1;
+-- One run, live or ended, with its task's status (for `waiting`).
+SELECT r.*, t.status AS task_status
+FROM (SELECT * FROM skiplock_runs WHERE id = $1
+      UNION ALL SELECT * FROM skiplock_run_history WHERE id = $1
+      UNION ALL SELECT * FROM skiplock_run_latest WHERE id = $1
+      LIMIT 1) r
+JOIN skiplock_tasks t ON t.id = r.task_id;
 
 -- name: list_runs
 -- Newest first; keyset paging on (created_at, id), filters after; with each run's task status.
+-- Live runs, history and the kept latest runs are merged newest first, each read through
+-- its (created_at, id) or filter index, so a page costs the same at any history size.
 SELECT r.*, t.status AS task_status
-FROM skiplock_runs r JOIN skiplock_tasks t ON t.id = r.task_id
-WHERE ($1::timestamptz IS NULL OR (r.created_at, r.id) < ($1, $2::uuid))
-  AND ($3::text IS NULL OR r.state = $3)
-  AND ($4::text IS NULL OR r.type = $4)
-  AND ($5::uuid IS NULL OR r.task_id = $5)
-  AND ($6::text IS NULL OR r.worker_id = $6)
+FROM (
+    (SELECT * FROM skiplock_runs r
+     WHERE ($1::timestamptz IS NULL OR (r.created_at, r.id) < ($1, $2::uuid))
+       AND ($3::text IS NULL OR r.state = $3) AND ($3::text IS NULL OR $3 IN ('pending', 'running'))
+       AND ($4::text IS NULL OR r.type = $4)
+       AND ($5::uuid IS NULL OR r.task_id = $5)
+       -- only a running run has a worker: read the running ones (as many as busy slots)
+       AND ($6::text IS NULL OR (r.state = 'running' AND r.worker_id = $6))
+     ORDER BY r.created_at DESC, r.id DESC LIMIT $7)
+    UNION ALL
+    (SELECT * FROM skiplock_run_history r
+     WHERE ($1::timestamptz IS NULL OR (r.created_at, r.id) < ($1, $2::uuid))
+       AND ($3::text IS NULL OR r.state = $3) AND ($4::text IS NULL OR r.type = $4)
+       AND ($5::uuid IS NULL OR r.task_id = $5) AND ($6::text IS NULL OR r.worker_id = $6)
+     ORDER BY r.created_at DESC, r.id DESC LIMIT $7)
+    UNION ALL
+    (SELECT * FROM skiplock_run_latest r
+     WHERE ($1::timestamptz IS NULL OR (r.created_at, r.id) < ($1, $2::uuid))
+       AND ($3::text IS NULL OR r.state = $3) AND ($4::text IS NULL OR r.type = $4)
+       AND ($5::uuid IS NULL OR r.task_id = $5) AND ($6::text IS NULL OR r.worker_id = $6)
+     ORDER BY r.created_at DESC, r.id DESC LIMIT $7)
+) r
+JOIN skiplock_tasks t ON t.id = r.task_id
 ORDER BY r.created_at DESC, r.id DESC
 LIMIT $7;
 
@@ -404,18 +466,9 @@ UPDATE skiplock_runs SET due_at = greatest(scheduled_for, $2)
 WHERE task_id = $1 AND state = 'pending' AND EXISTS (SELECT 1 FROM t)
 RETURNING id, pg_notify('skiplock_wake', extract(epoch FROM due_at)::text);
 
--- name: queue_gauges
--- For /metrics: runs by state, the due backlog and connected workers, in one round trip.
-SELECT (SELECT coalesce(jsonb_object_agg(state, n), '{}') FROM
-          (SELECT state, count(*) AS n FROM skiplock_runs
-            WHERE state IN ('pending', 'running') GROUP BY state) s) AS by_state,
-       (SELECT count(*) FROM skiplock_runs WHERE state = 'pending' AND due_at <= $1) AS due,
-       (SELECT count(*) FROM skiplock_workers
-         WHERE disconnected_at IS NULL AND last_heartbeat_at > $2) AS workers;
-
 -- name: runs_by_state
--- Admin ClusterStatus: runs by state.
-SELECT state, count(*) FROM skiplock_runs GROUP BY state;
+-- Runs by state, live and retained history, from the kept counts.
+SELECT state, sum(n)::bigint AS count FROM skiplock_run_counts GROUP BY state HAVING sum(n) <> 0;
 
 -- name: due_backlog
 -- Admin ClusterStatus: pending runs already due.
@@ -463,22 +516,26 @@ UPDATE skiplock_runs SET scheduled_for = $2, due_at = CASE WHEN due_at = 'infini
 WHERE task_id = $1 AND state = 'pending' AND reason = 'schedule'
 RETURNING pg_notify('skiplock_wake', extract(epoch FROM due_at)::text);
 
--- name: delete_old_runs
--- Retention: finished runs that ended before $1, oldest first, a small batch at a time so
--- history never slows dispatch. The latest run of every task is kept.
-WITH old AS (
-    SELECT r.id
-    FROM skiplock_runs r
-    WHERE r.finished_at < $1
-      AND r.state IN ('succeeded', 'failed', 'cancelled', 'skipped')
-      AND EXISTS (SELECT 1 FROM skiplock_runs newer
-                  WHERE newer.task_id = r.task_id AND newer.seq > r.seq)
-    ORDER BY r.finished_at
-    LIMIT $2
-    FOR UPDATE SKIP LOCKED
-)
-DELETE FROM skiplock_runs d USING old WHERE d.id = old.id;
+-- name: counts
+-- Runs by queue and state (live and retained history) and tasks by stored status, from the
+-- kept counters; and the running tasks (from the live runs), to split `active` into the
+-- derived `scheduled` and `running`.
+SELECT (SELECT coalesce(jsonb_agg(jsonb_build_object('queue', queue, 'state', state, 'n', n)), '[]')
+          FROM (SELECT queue, state, sum(n) AS n FROM skiplock_run_counts
+                GROUP BY queue, state HAVING sum(n) <> 0) r) AS runs,
+       (SELECT coalesce(jsonb_object_agg(status, n), '{}')
+          FROM (SELECT status, sum(n) AS n FROM skiplock_task_counts
+                GROUP BY status HAVING sum(n) <> 0) s) AS tasks,
+       (SELECT count(DISTINCT q.task_id) FROM skiplock_runs q JOIN skiplock_tasks t ON t.id = q.task_id
+         WHERE q.state = 'running' AND t.status = 'active') AS running_tasks,
+       (SELECT count(*) FROM skiplock_runs WHERE state = 'pending' AND due_at <= $1) AS due_backlog;
 
 -- name: delete_old_workers
 -- Retention: workers gone for longer than $1's cutoff.
 DELETE FROM skiplock_workers WHERE coalesce(disconnected_at, last_heartbeat_at) < $1;
+
+-- name: maintain_history
+-- One pass of history maintenance (see skiplock_maintain_history in 0006_history.sql):
+-- partitions made ahead and dropped behind per class retention, old rows of the DEFAULT
+-- partitions, stale kept runs, counter rows of gone backends.
+SELECT * FROM skiplock_maintain_history($1, make_interval(secs => $2), make_interval(secs => $3), $4);

@@ -132,9 +132,22 @@ async def count_lost_runs(conn: Conn, *, task_ids: Sequence[uuid.UUID], counts: 
     return await conn.fetch(query("count_lost_runs"), list(task_ids), list(counts), max_lost_runs, now)
 
 
-async def delete_old_runs(conn: Conn, *, before: datetime, batch: int) -> int:
-    status = await conn.execute(query("delete_old_runs"), before, batch)
-    return int(status.split()[-1])
+@dataclass(frozen=True)
+class HistoryPass(Row):
+    """What one pass of history maintenance did (all zero when another coordinator held it)."""
+
+    created: int
+    dropped: int
+    runs_dropped: int
+    default_rows: int
+
+
+async def maintain_history(conn: Conn, *, now: datetime, keep_ok_s: float, keep_failed_s: float,
+                           batch: int) -> HistoryPass:
+    """Partitions made ahead and dropped behind, per class retention (succeeded and skipped
+    runs: `keep_ok_s`; failed and cancelled: `keep_failed_s`)."""
+    row = await conn.fetchrow(query("maintain_history"), now, keep_ok_s, keep_failed_s, batch)
+    return HistoryPass(row["created"], row["dropped"], row["runs_dropped"], row["default_rows"])
 
 
 async def delete_old_workers(conn: Conn, *, before: datetime) -> None:
@@ -147,10 +160,12 @@ async def delete_old_workers(conn: Conn, *, before: datetime) -> None:
 async def insert_runs(conn: Conn, *, ids: Sequence[uuid.UUID], task_ids: Sequence[uuid.UUID],
                       attempts: Sequence[int], types: Sequence[str], queues: Sequence[str],
                       priorities: Sequence[int], scheduled_for: Sequence[datetime], due_at: Sequence[datetime],
-                      reasons: Sequence[str], now: datetime) -> int:
-    """Insert pending runs (a slot already taken is skipped); returns how many were inserted."""
+                      reasons: Sequence[str], now: datetime, check_history: bool = False) -> int:
+    """Insert pending runs (a slot already taken is skipped, and with `check_history` one that
+    already ended too); returns how many were inserted."""
     n = await conn.fetchval(query("insert_runs"), list(ids), list(task_ids), list(attempts), list(types),
-                            list(queues), list(priorities), list(scheduled_for), list(due_at), list(reasons), now)
+                            list(queues), list(priorities), list(scheduled_for), list(due_at), list(reasons), now,
+                            check_history)
     return int(n or 0)
 
 
@@ -223,8 +238,9 @@ async def connected_worker_count(conn: Conn, *, alive_since: datetime) -> int:
     return int(await conn.fetchval(query("connected_worker_count"), alive_since))
 
 
-async def queue_gauges(conn: Conn, *, now: datetime, alive_since: datetime) -> asyncpg.Record:
-    return await conn.fetchrow(query("queue_gauges"), now, alive_since)
+async def counts(conn: Conn, *, now: datetime) -> asyncpg.Record:
+    """Kept counts: runs by queue and state, tasks by status, running tasks, due backlog."""
+    return await conn.fetchrow(query("counts"), now)
 
 
 # --- tasks (the API) -------------------------------------------------------------------------
@@ -243,9 +259,11 @@ async def get_tasks(conn: Conn, *, ids: Sequence[uuid.UUID]) -> list[asyncpg.Rec
     return await conn.fetch(query("get_tasks"), list(ids))
 
 
-async def last_runs(conn: Conn, *, task_ids: Sequence[uuid.UUID]) -> list[asyncpg.Record]:
-    """Each task's latest run that has started or ended."""
-    return await conn.fetch(query("last_runs"), list(task_ids))
+async def last_runs(conn: Conn, *, tasks: Sequence[asyncpg.Record]) -> list[asyncpg.Record]:
+    """Each task's latest run: a live one, else the ended run the task row names."""
+    ended = [t for t in tasks if t["last_run_id"] is not None]
+    return await conn.fetch(query("last_runs"), [t["id"] for t in tasks], [t["last_run_id"] for t in ended],
+                            [t["last_run_finished_at"] for t in ended], [t["last_run_state"] for t in ended])
 
 
 async def list_tasks(conn: Conn, *, after_created: datetime | None, after_id: uuid.UUID | None,

@@ -102,7 +102,7 @@ async def test_failover_to_a_promoted_standby_loses_and_repeats_nothing(
         await wait_until(all_done, 60, interval=0.25, what="every accepted task to succeed")
         conn = await asyncpg.connect(standby.url("skiplock"))
         try:
-            runs = await conn.fetch("SELECT task_id, state FROM skiplock_runs WHERE task_id = ANY($1::uuid[])",
+            runs = await conn.fetch("SELECT task_id, state FROM skiplock_all_runs WHERE task_id = ANY($1::uuid[])",
                                     accepted)
         finally:
             await conn.close()

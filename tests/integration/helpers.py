@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -9,6 +9,7 @@ import asyncpg
 from skiplock.api import store
 from skiplock.api.validation import validate_create
 from skiplock.common.config import CoordinatorSettings, LeaseSettings
+from skiplock.coordinator.followups import Applied, ResultRow, apply_results
 from skiplock.sql.new_runs import NewRun, insert_runs
 
 
@@ -37,3 +38,20 @@ async def claim(pool: asyncpg.Pool, now: datetime, n: int, worker: str = "w1", t
 async def add_runs(pool: asyncpg.Pool, task_id: str, now: datetime, count: int) -> None:
     await insert_runs(pool, [NewRun(task_id=uuid.UUID(task_id), attempt=1, type="noop", queue="default", priority=0,
                                     scheduled_for=now.replace(microsecond=i), due_at=now) for i in range(1, count + 1)], now)
+
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+
+async def finish_applied(pool: asyncpg.Pool, row: asyncpg.Record, state: str, *, token: uuid.UUID | None = None,
+                         retryable: bool = True, released: bool = False, worker: str | None = None,
+                         at: datetime = NOW) -> Applied:
+    async with pool.acquire() as conn:
+        return await apply_results(conn, [ResultRow(
+            run_id=row["id"], token=token or row["lease_token"], worker_id=worker or row["worker_id"], state=state,
+            result='{"ok": true}', error=None if state == "succeeded" else "boom", finished_at=at,
+            retryable=retryable, released=released)], at, 3)
+
+
+async def finish(pool: asyncpg.Pool, row: asyncpg.Record, state: str, **kw: object) -> list[asyncpg.Record]:
+    return (await finish_applied(pool, row, state, **kw)).rows  # type: ignore[arg-type]

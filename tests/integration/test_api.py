@@ -155,7 +155,7 @@ async def test_idempotent_create(api: Client, pool: asyncpg.Pool) -> None:
     s3, third, _ = await api("POST", "/api/tasks", {"type": "x", "idempotency_key": "order-42"})
     assert (s1, s2, s3) == (201, 200, 200)
     assert first["id"] == second["id"] == third["id"]
-    assert await pool.fetchval("SELECT count(*) FROM skiplock_runs") == 1
+    assert await pool.fetchval("SELECT count(*) FROM skiplock_all_runs") == 1
 
 
 async def test_one_idempotency_key_for_a_different_request_is_a_conflict(api: Client, pool: asyncpg.Pool) -> None:
@@ -267,11 +267,18 @@ async def test_health_metrics_openapi_docs(api: Client) -> None:
     status, text, _ = await api("GET", "/metrics")
     assert status == 200 and "skiplock_api_requests_total" in text
     assert 'skiplock_runs{state="pending"} 3.0' in text and "skiplock_due_backlog 2.0" in text
-    assert "skiplock_database_up 1.0" in text
+    assert "skiplock_database_up 1.0" in text and 'skiplock_tasks{state="scheduled"} 3.0' in text
+    status, stats, _ = await api("GET", "/api/stats")
+    assert status == 200 and stats["runs"]["pending"] == 3 and stats["runs"]["succeeded"] == 0
+    assert stats["tasks"] == {"scheduled": 3, "running": 0, "paused": 0, "succeeded": 0, "failed": 0, "cancelled": 0}
+    assert stats["queues"] == [{"name": "default", "runs": {**stats["runs"], "pending": 3}}]
+    assert stats["due_backlog"] == 2
+    status, problem, _ = await api("GET", "/api/stats?state=x")
+    assert status == 400 and problem["errors"][0]["field"] == "state"
     status, spec, _ = await api("GET", "/api/openapi.json")
     assert status == 200 and spec["openapi"].startswith("3.")
     for path in ("/api/tasks", "/api/tasks/batch", "/api/tasks/{id}", "/api/tasks/{id}/runs", "/api/runs",
-                 "/api/runs/{id}", "/api/workers", "/api/healthz", "/metrics"):
+                 "/api/runs/{id}", "/api/workers", "/api/stats", "/api/healthz", "/metrics"):
         assert path in spec["paths"], path
     status, html, _ = await api("GET", "/docs")
     assert status == 200 and "swagger-ui-bundle.js" in html
@@ -294,7 +301,7 @@ async def test_concurrent_creates_with_one_idempotency_key_make_one_task(db_url:
     assert sorted(s for s, _, _ in results).count(201) == 1
     assert {t["id"] for _, t, _ in results} == {results[0][1]["id"]}
     assert await pool.fetchval("SELECT count(*) FROM skiplock_tasks") == 1
-    assert await pool.fetchval("SELECT count(*) FROM skiplock_runs") == 1
+    assert await pool.fetchval("SELECT count(*) FROM skiplock_all_runs") == 1
 
 
 async def _worker_row(pool: asyncpg.Pool, types: list[str], slots: int = 2, running: int = 0) -> None:

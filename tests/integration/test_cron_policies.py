@@ -46,7 +46,7 @@ async def tick(d: Dispatcher, clock: Clock, at: datetime) -> list[asyncpg.Record
 
 
 async def runs_of(pool: asyncpg.Pool, task: dict) -> list[asyncpg.Record]:
-    return await pool.fetch("SELECT * FROM skiplock_runs WHERE task_id = $1 ORDER BY scheduled_for, attempt",
+    return await pool.fetch("SELECT * FROM skiplock_all_runs WHERE task_id = $1 ORDER BY scheduled_for, attempt",
                             uuid.UUID(task["id"]))
 
 

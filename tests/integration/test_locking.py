@@ -63,12 +63,12 @@ async def test_dispatcher_settles_runs_of_tasks_that_stopped_being_active(db_url
     d = Dispatcher(pool, settings(db_url), registry, CoordinatorMetrics(), clock=lambda: later)
     await d.claim(("noop",), (), ["w1"] * 10)
     assert registry.workers["w1"].inflight == {}  # nothing of a cancelled or paused task went out
-    late = await pool.fetch("SELECT task_id, state, due_at FROM skiplock_runs WHERE task_id = ANY($1) "
+    late = await pool.fetch("SELECT task_id, state, due_at FROM skiplock_all_runs WHERE task_id = ANY($1) "
                             "AND scheduled_for > $2", [row["task_id"], paused_row["task_id"]], NOW)
     by_task = {r["task_id"]: r for r in late}
     assert by_task[row["task_id"]]["state"] == "cancelled"
     assert by_task[paused_row["task_id"]]["state"] == "pending"
-    assert await pool.fetchval("SELECT due_at = 'infinity' FROM skiplock_runs WHERE task_id = $1 AND state = 'pending'",
+    assert await pool.fetchval("SELECT due_at = 'infinity' FROM skiplock_all_runs WHERE task_id = $1 AND state = 'pending'",
                                paused_row["task_id"])
 
 
@@ -90,4 +90,4 @@ async def test_a_claim_filled_by_settled_runs_still_asks_for_another_round(db_ur
     assert registry.workers["w1"].inflight == {}
     await d.dispatch_once()
     assert list(registry.workers["w1"].inflight) == [
-        str(await pool.fetchval("SELECT id FROM skiplock_runs WHERE task_id = $1::uuid", other["id"]))]
+        str(await pool.fetchval("SELECT id FROM skiplock_all_runs WHERE task_id = $1::uuid", other["id"]))]

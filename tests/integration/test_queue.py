@@ -8,15 +8,15 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from skiplock.coordinator.followups import Applied, ResultRow, apply_results, reap
+from skiplock.coordinator.followups import reap
 from skiplock.sql import db, query
-from tests.integration.helpers import add_runs, claim, create
+from tests.integration.helpers import add_runs, claim, create, finish, finish_applied
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
 
 async def state_of(pool: asyncpg.Pool, run_id: uuid.UUID) -> str:
-    return await pool.fetchval("SELECT state FROM skiplock_runs WHERE id = $1", run_id)
+    return await pool.fetchval("SELECT state FROM skiplock_all_runs WHERE id = $1", run_id)
 
 
 async def test_two_concurrent_claimers_never_get_the_same_run(db_url: str, pool: asyncpg.Pool) -> None:
@@ -73,20 +73,6 @@ async def test_claim_uses_the_partial_index(pool: asyncpg.Pool) -> None:
     assert "Tid Scan" in plan, plan
 
 
-async def finish_applied(pool: asyncpg.Pool, row: asyncpg.Record, state: str, *, token: uuid.UUID | None = None,
-                         retryable: bool = True, released: bool = False, worker: str | None = None,
-                         at: datetime = NOW) -> Applied:
-    async with pool.acquire() as conn:
-        return await apply_results(conn, [ResultRow(
-            run_id=row["id"], token=token or row["lease_token"], worker_id=worker or row["worker_id"], state=state,
-            result='{"ok": true}', error=None if state == "succeeded" else "boom", finished_at=at,
-            retryable=retryable, released=released)], at, 3)
-
-
-async def finish(pool: asyncpg.Pool, row: asyncpg.Record, state: str, **kw: object) -> list[asyncpg.Record]:
-    return (await finish_applied(pool, row, state, **kw)).rows  # type: ignore[arg-type]
-
-
 async def test_result_is_fenced_by_the_lease_token(pool: asyncpg.Pool) -> None:
     task = await create(pool, NOW)
     [row] = await claim(pool, NOW, 1)
@@ -124,7 +110,7 @@ async def test_released_run_is_rerun_now_even_with_no_attempts_left(pool: asyncp
     task = await create(pool, NOW, max_attempts=1, retry_backoff_s=60)
     [row] = await claim(pool, NOW, 1)
     await finish(pool, row, "failed", released=True)
-    runs = await pool.fetch("SELECT attempt, state, due_at FROM skiplock_runs WHERE task_id = $1 ORDER BY attempt",
+    runs = await pool.fetch("SELECT attempt, state, due_at FROM skiplock_all_runs WHERE task_id = $1 ORDER BY attempt",
                             uuid.UUID(task["id"]))
     assert [(r["attempt"], r["state"], r["due_at"]) for r in runs] == [(1, "failed", NOW), (2, "pending", NOW)]
     assert await pool.fetchval("SELECT status FROM skiplock_tasks WHERE id = $1", uuid.UUID(task["id"])) == "active"
@@ -134,14 +120,14 @@ async def test_failure_retries_with_next_attempt_until_attempts_run_out(pool: as
     task = await create(pool, NOW, max_attempts=2, retry_backoff_s=4, retry_jitter=False)
     [first] = await claim(pool, NOW, 1)
     await finish(pool, first, "failed")
-    retry = await pool.fetchrow("SELECT * FROM skiplock_runs WHERE task_id = $1 AND attempt = 2", uuid.UUID(task["id"]))
+    retry = await pool.fetchrow("SELECT * FROM skiplock_all_runs WHERE task_id = $1 AND attempt = 2", uuid.UUID(task["id"]))
     assert retry["state"] == "pending" and retry["reason"] == "retry"
     assert retry["due_at"] == NOW + timedelta(seconds=4)
     assert retry["scheduled_for"] == first["scheduled_for"]
     assert not await claim(pool, NOW + timedelta(seconds=3), 1), "a retry must wait for its backoff"
     [second] = await claim(pool, NOW + timedelta(seconds=4), 1)
     await finish(pool, second, "failed", at=NOW + timedelta(seconds=5))
-    count = await pool.fetchval("SELECT count(*) FROM skiplock_runs WHERE task_id = $1", uuid.UUID(task["id"]))
+    count = await pool.fetchval("SELECT count(*) FROM skiplock_all_runs WHERE task_id = $1", uuid.UUID(task["id"]))
     assert count == 2
     assert await pool.fetchval("SELECT status FROM skiplock_tasks WHERE id = $1", uuid.UUID(task["id"])) == "failed"
 
@@ -150,7 +136,7 @@ async def test_non_retryable_failure_ends_the_task(pool: asyncpg.Pool) -> None:
     task = await create(pool, NOW, max_attempts=5)
     [row] = await claim(pool, NOW, 1)
     await finish(pool, row, "failed", retryable=False)
-    assert await pool.fetchval("SELECT count(*) FROM skiplock_runs WHERE task_id = $1", uuid.UUID(task["id"])) == 1
+    assert await pool.fetchval("SELECT count(*) FROM skiplock_all_runs WHERE task_id = $1", uuid.UUID(task["id"])) == 1
     assert await pool.fetchval("SELECT status FROM skiplock_tasks WHERE id = $1", uuid.UUID(task["id"])) == "failed"
 
 
@@ -161,7 +147,7 @@ async def test_reaper_fails_expired_leases_and_retries(pool: asyncpg.Pool) -> No
         assert (await reap(conn, NOW + timedelta(seconds=9), 3)).rows == []
         applied = await reap(conn, NOW + timedelta(seconds=11), 3)
     assert [r["id"] for r in applied.rows] == [row["id"]] and applied.retries == 1
-    reaped = await pool.fetchrow("SELECT * FROM skiplock_runs WHERE id = $1", row["id"])
+    reaped = await pool.fetchrow("SELECT * FROM skiplock_all_runs WHERE id = $1", row["id"])
     assert reaped["state"] == "failed" and reaped["error"].startswith("worker lost")
     assert await finish(pool, row, "succeeded") == [], "the lost worker's late result is stale"
     assert await pool.fetchval("SELECT lost_runs FROM skiplock_tasks WHERE id = $1", uuid.UUID(task["id"])) == 1
@@ -175,7 +161,7 @@ async def test_reaper_enforces_the_deadline_even_with_heartbeats(pool: asyncpg.P
     async with pool.acquire() as conn:
         applied = await reap(conn, NOW + timedelta(seconds=36), 3)
     assert [r["id"] for r in applied.rows] == [row["id"]]
-    assert (await pool.fetchval("SELECT error FROM skiplock_runs WHERE id = $1", row["id"])).startswith("timed out")
+    assert (await pool.fetchval("SELECT error FROM skiplock_all_runs WHERE id = $1", row["id"])).startswith("timed out")
 
 
 async def test_task_whose_runs_keep_losing_workers_is_quarantined(pool: asyncpg.Pool) -> None:
@@ -202,7 +188,7 @@ async def test_heartbeat_extends_only_runs_held_under_their_token(db_url: str, p
     held = await heartbeats(pool, [Beat("w1", [(a["id"], a["lease_token"]), (b["id"], uuid.uuid4())], False)],
                             NOW + timedelta(seconds=5), settings(db_url))
     assert held == {"w1": {str(a["id"])}}
-    lease = await pool.fetchval("SELECT lease_expires_at FROM skiplock_runs WHERE id = $1", a["id"])
+    lease = await pool.fetchval("SELECT lease_expires_at FROM skiplock_all_runs WHERE id = $1", a["id"])
     assert lease == NOW + timedelta(seconds=15)
 
 
@@ -251,30 +237,9 @@ async def test_cron_slot_is_materialised_once_across_coordinators(db_url: str, p
     async with pool.acquire() as conn, conn.transaction():
         for _ in coords:
             await cron.materialise_next(conn, [row], at)
-    slots = await pool.fetch("SELECT scheduled_for, state FROM skiplock_runs WHERE task_id = $1 ORDER BY scheduled_for",
+    slots = await pool.fetch("SELECT scheduled_for, state FROM skiplock_all_runs WHERE task_id = $1 ORDER BY scheduled_for",
                              uuid.UUID(task["id"]))
     assert [(s["scheduled_for"], s["state"]) for s in slots] == [(first, "running"), (first + timedelta(minutes=1), "pending")]
-
-
-async def test_retention_deletes_old_finished_runs_but_keeps_each_tasks_latest(db_url: str, pool: asyncpg.Pool) -> None:
-    from skiplock.coordinator.maintenance import Retention
-    from skiplock.coordinator.metrics import CoordinatorMetrics
-    from tests.integration.helpers import settings
-
-    task = await create(pool, NOW, max_attempts=5, retry_jitter=False, retry_backoff_s=0)
-    for _ in range(3):  # three failed attempts, then a pending fourth
-        [row] = await claim(pool, NOW, 1)
-        await finish(pool, row, "failed")
-    lonely = await create(pool, NOW, type="other")
-    [only] = await claim(pool, NOW, 5, types=("other",))
-    await finish(pool, only, "succeeded")
-    sweeper = Retention(pool, settings(db_url, retention_s=3600), CoordinatorMetrics(),
-                        clock=lambda: NOW + timedelta(hours=2), batch=2)
-    assert await sweeper.run_once() == 3
-    left = await pool.fetch("SELECT task_id, attempt, state FROM skiplock_runs ORDER BY task_id, attempt")
-    assert sorted((str(r["task_id"]), r["attempt"], r["state"]) for r in left) == sorted(
-        [(task["id"], 4, "pending"), (lonely["id"], 1, "succeeded")])
-    assert await sweeper.run_once() == 0, "the latest run of a task is never deleted"
 
 
 async def test_one_off_paused_while_running_still_ends(pool: asyncpg.Pool) -> None:
@@ -322,7 +287,7 @@ async def test_runs_claimed_for_a_vanished_worker_go_back_to_pending(db_url: str
     task = await create(pool, NOW)
     d = Dispatcher(pool, settings(db_url), Registry(), CoordinatorMetrics(), clock=lambda: NOW)
     assert len(await d.claim(("noop",), (), ["ghost"])) == 1  # the worker left before the send
-    run = await pool.fetchrow("SELECT * FROM skiplock_runs WHERE task_id = $1", uuid.UUID(task["id"]))
+    run = await pool.fetchrow("SELECT * FROM skiplock_all_runs WHERE task_id = $1", uuid.UUID(task["id"]))
     assert (run["state"], run["attempt"], run["worker_id"], run["lease_token"]) == ("pending", 1, None, None)
     assert len(await claim(pool, NOW, 1)) == 1, "it can be claimed again at once"
 
@@ -349,7 +314,7 @@ async def test_heartbeats_of_many_workers_are_one_statement_fenced_by_worker(db_
     held_a, held_b = await asyncio.gather(*beats)
     assert held_a == {str(a1["id"])}, "wa may not extend wb's run, even with its token"
     assert held_b == {str(b1["id"])}, "a wrong token extends nothing"
-    leases = {r["id"]: r["lease_expires_at"] for r in await pool.fetch("SELECT id, lease_expires_at FROM skiplock_runs")}
+    leases = {r["id"]: r["lease_expires_at"] for r in await pool.fetch("SELECT id, lease_expires_at FROM skiplock_all_runs")}
     assert leases[a1["id"]] == leases[b1["id"]] == later + timedelta(seconds=10)
     assert leases[a2["id"]] == NOW + timedelta(seconds=10)
     workers = {r["id"]: (r["running"], r["draining"], r["last_heartbeat_at"])
