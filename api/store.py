@@ -16,6 +16,7 @@ from skiplock.api import waiting
 from skiplock.api.validation import TaskSpec
 from skiplock.api.views import decode_cursor, encode_cursor, run_view, task_view
 from skiplock.common import timeutil
+from skiplock.common.ids import new_id
 from skiplock.common.errors import SkiplockError
 from skiplock.common.states import RunState, TaskState, TaskStatus
 from skiplock.sql import statements
@@ -71,7 +72,7 @@ async def create_tasks(pool: asyncpg.Pool, specs: list[TaskSpec], now: datetime,
                 raise Conflict(f"idempotency key {key!r} is used twice in this batch for different requests")
             ids.append(first_by_key[key])
             continue
-        tid = uuid.uuid4()
+        tid = new_id()
         if key is not None:
             first_by_key[key] = tid
         ids.append(tid)

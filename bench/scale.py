@@ -41,7 +41,24 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-async def fill(pool: asyncpg.Pool, finished: int, future: int) -> None:
+def v7(ts: str, seed: str) -> str:
+    """SQL for a time-ordered id like the services make (48 bits of milliseconds first)."""
+    return (f"(lpad(to_hex((extract(epoch FROM {ts}) * 1000)::bigint), 12, '0') "
+            f"|| substr(md5({seed}), 13, 20))::uuid")
+
+
+def sub(sql: str, **parts: str) -> str:
+    for k, v in parts.items():
+        sql = sql.replace("{" + k + "}", v)
+    return sql
+
+
+# Task k, an owner of finished runs, was made six days ago (plus k ms); both statements of a
+# chunk derive its id from k and $1, the same instant.
+TASK_ID = v7("($1::timestamptz - interval '6 days' + make_interval(secs => k / 1000.0))", "'t' || k")
+
+
+async def fill(pool: asyncpg.Connection, finished: int, future: int) -> None:
     """Rows by SQL, in chunks. Finished runs belong to finished/10 tasks (ten runs each: cron
     tasks that keep going, and one-offs that ended); the history's triggers count them and
     record each task's latest run, as they do for runs that really end."""
@@ -56,19 +73,19 @@ async def fill(pool: asyncpg.Pool, finished: int, future: int) -> None:
     for lo in range(0, owners, CHUNK // 10):
         hi = min(owners, lo + CHUNK // 10)
         # Task k's runs j = 0..9 end at now - span * (1 - (10k + j) / finished): oldest first.
-        await pool.execute("""
+        await pool.execute(sub("""
             INSERT INTO skiplock_tasks (id, name, type, queue, cron, max_attempts, timeout_s, status, created_at,
                                         updated_at)
-            SELECT md5('t' || k)::uuid, 'job-' || (k % 5000) || '-' || k,
+            SELECT {tid}, 'job-' || (k % 5000) || '-' || k,
                    (ARRAY['bench.noop', 'http', 'report.daily', 'email', 'sync'])[1 + k % 5], 'q' || (k % 20),
                    CASE WHEN k % 10 < 6 THEN '*/5 * * * *' END, 3, 60,
                    (ARRAY['active', 'active', 'active', 'active', 'active', 'active', 'succeeded', 'failed',
                           'cancelled', 'succeeded'])[1 + k % 10],
                    $1::timestamptz - make_interval(secs => $2 + 60), $1
-            FROM generate_series($3::bigint, $4::bigint - 1) k""", now, span_s, lo, hi)
-        await pool.execute("""
+            FROM generate_series($3::bigint, $4::bigint - 1) k""", tid=TASK_ID), now, span_s, lo, hi)
+        await pool.execute(sub("""
             INSERT INTO skiplock_run_history
-            SELECT md5('r' || g)::uuid, md5('t' || k)::uuid, 1,
+            SELECT {rid}, {tid}, 1,
                    CASE WHEN j = 9 THEN (CASE WHEN k % 10 = 7 THEN 'failed' WHEN k % 10 = 8 THEN 'cancelled'
                                               ELSE 'succeeded' END)
                         ELSE (ARRAY['succeeded', 'failed', 'cancelled', 'skipped'])[
@@ -82,21 +99,24 @@ async def fill(pool: asyncpg.Pool, finished: int, future: int) -> None:
             CROSS JOIN LATERAL (
                 SELECT j, k * 10 + j AS g,
                        $1::timestamptz - make_interval(secs => $4 * (1 - (k * 10 + j)::float8 / $5)) AS f
-                FROM generate_series(0, 9) j) x""", now, lo, hi, span_s, owners * 10)
+                FROM generate_series(0, 9) j) x""", rid=v7("f", "'r' || g"), tid=TASK_ID),
+            now, lo, hi, span_s, owners * 10)
         print(f"  filled {hi * 10:,} of {owners * 10:,} finished runs ({time.perf_counter() - t0:.0f} s)", flush=True)
     for lo in range(0, future, CHUNK):
         hi = min(future, lo + CHUNK)
-        await pool.execute("""
+        await pool.execute(sub("""
             WITH t AS (
                 INSERT INTO skiplock_tasks (id, name, type, queue, run_at, max_attempts, timeout_s, created_at,
                                             updated_at)
-                SELECT md5('f' || i)::uuid, 'job-' || (i % 5000) || '-f' || i, 'bench.other', 'q' || (i % 20),
+                SELECT {fid}, 'job-' || (i % 5000) || '-f' || i,
+                       CASE WHEN i % 2 = 0 THEN 'bench.noop' ELSE 'email' END, 'q' || (i % 20),
                        $1::timestamptz + interval '30 days', 3, 60, $1, $1
                 FROM generate_series($2::bigint, $3::bigint - 1) i
                 RETURNING id, type, queue, run_at
             )
             INSERT INTO skiplock_runs (id, task_id, attempt, type, queue, priority, scheduled_for, due_at, created_at)
-            SELECT gen_random_uuid(), id, 1, type, queue, 0, run_at, run_at, $1 FROM t""", now, lo, hi)
+            SELECT {rid}, id, 1, type, queue, 0, run_at, run_at, $1 FROM t""",
+            fid=v7("$1::timestamptz", "'f' || i"), rid=v7("$1::timestamptz", "id::text")), now, lo, hi)
         print(f"  filled {hi:,} of {future:,} future tasks ({time.perf_counter() - t0:.0f} s)", flush=True)
     await pool.execute("VACUUM ANALYZE")
     size = await pool.fetchval("SELECT pg_size_pretty(pg_database_size(current_database()))")
@@ -233,7 +253,12 @@ async def run_scale(args: argparse.Namespace, url: str) -> None:
               f"{args.future:,} future tasks", flush=True)
         empty = await measure(url, args, "empty")
         await reset(pool)
-        await fill(pool, args.scale, args.future)
+        # A connection of its own: the services' statement timeout is for the services.
+        filler = await asyncpg.connect(url, server_settings={"statement_timeout": "0"})
+        try:
+            await fill(filler, args.scale, args.future)
+        finally:
+            await filler.close()
         full = await measure(url, args, "filled")
     finally:
         await pool.close()

@@ -8,6 +8,7 @@ from datetime import datetime
 
 import asyncpg
 
+from skiplock.common.ids import new_id
 from skiplock.sql import statements
 
 
@@ -21,7 +22,7 @@ class NewRun:
     scheduled_for: datetime
     due_at: datetime
     reason: str = "schedule"
-    id: uuid.UUID = field(default_factory=uuid.uuid4)
+    id: uuid.UUID = field(default_factory=new_id)
 
 
 async def insert_runs(conn: asyncpg.Connection | asyncpg.Pool, runs: list[NewRun], now: datetime,

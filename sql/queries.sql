@@ -339,7 +339,7 @@ WHERE t.id = ANY($1::uuid[]);
 -- Newest first; keyset paging on (created_at, id). $1/$2: cursor (or NULL), filters after.
 -- Each filter has an index that reads newest first ((status|type|queue, created_at, id)), and
 -- the name prefix a range of the C-collated name index ($5 || U+10FFFF bounds the prefix).
--- `running` ($7 true) starts from the running runs, which are as many as the busy slots;
+-- `running` ($7 true) reads the tasks of the running runs, which are as many as the busy slots;
 -- `scheduled` ($7 false) reads active tasks newest first and skips the few that run.
 SELECT t.*,
        (SELECT min(due_at) FROM skiplock_runs p
@@ -356,8 +356,11 @@ WHERE ($1::timestamptz IS NULL OR (t.created_at, t.id) < ($1, $2::uuid))
   AND ($3::text IS NULL OR t.type = $3)
   AND ($4::text IS NULL OR t.queue = $4)
   AND ($5::text IS NULL OR (t.name COLLATE "C" >= $5 AND t.name COLLATE "C" < $5 || chr(1114111)))
-  AND ($6::text[] IS NULL OR t.status = ANY($6::text[]))
-  AND ($7::boolean IS NOT TRUE OR t.id IN (SELECT q.task_id FROM skiplock_runs q WHERE q.state = 'running'))
+  -- one status is compared as a scalar, so the (status, created_at, id) index gives the order
+  AND ($6::text[] IS NULL OR cardinality($6::text[]) = 1 OR t.status = ANY($6::text[]))
+  AND ($6::text[] IS NULL OR cardinality($6::text[]) <> 1 OR t.status = ($6::text[])[1])
+  AND ($7::boolean IS NOT TRUE
+       OR t.id = ANY(ARRAY(SELECT q.task_id FROM skiplock_runs q WHERE q.state = 'running')))
   AND ($7::boolean IS NOT FALSE OR NOT EXISTS (SELECT 1 FROM skiplock_runs q
                                                WHERE q.task_id = t.id AND q.state = 'running'))
 ORDER BY t.created_at DESC, t.id DESC
@@ -397,7 +400,7 @@ FROM (
     (SELECT * FROM skiplock_runs r
      WHERE ($1::timestamptz IS NULL OR (r.created_at, r.id) < ($1, $2::uuid))
        AND ($3::text IS NULL OR r.state = $3) AND ($3::text IS NULL OR $3 IN ('pending', 'running'))
-       AND ($4::text IS NULL OR r.type = $4)
+       AND ($4::text IS NULL OR (r.type = $4 AND r.reason IS NOT NULL))  -- (skiplock_runs_type)
        AND ($5::uuid IS NULL OR r.task_id = $5)
        -- only a running run has a worker: read the running ones (as many as busy slots)
        AND ($6::text IS NULL OR (r.state = 'running' AND r.worker_id = $6))

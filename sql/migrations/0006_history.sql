@@ -87,8 +87,13 @@ CREATE INDEX skiplock_tasks_type ON skiplock_tasks (type, created_at DESC, id DE
 CREATE INDEX skiplock_tasks_queue ON skiplock_tasks (queue, created_at DESC, id DESC);
 CREATE INDEX skiplock_tasks_name ON skiplock_tasks ((name COLLATE "C"));
 
--- The hot table has no finished runs any more.
+-- The hot table has no finished runs any more. By task, skiplock_runs_task serves every read
+-- (a task has a run or two live), so the seq index goes. GET /api/runs?type= reads the queue
+-- newest first by type: that index is opt-in (a predicate that is always true, which only a
+-- read that states it can use), so the claim never prefers it to its own.
 DROP INDEX skiplock_runs_finished;
+DROP INDEX skiplock_runs_task_seq;
+CREATE INDEX skiplock_runs_type ON skiplock_runs (type, created_at DESC, id DESC) WHERE reason IS NOT NULL;
 
 CREATE TABLE skiplock_run_counts (
     queue text NOT NULL,
