@@ -34,6 +34,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 bench: $(STAMP)
+	@$(BIN)/python -c "import pgqueuer" 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m bench $(ARGS)
 
 proto: $(STAMP)

@@ -16,8 +16,8 @@ from skiplock.api import waiting
 from skiplock.api.validation import TaskSpec
 from skiplock.api.views import decode_cursor, encode_cursor, run_view, task_view
 from skiplock.common import timeutil
-from skiplock.common.ids import new_id
 from skiplock.common.errors import SkiplockError
+from skiplock.common.ids import new_id
 from skiplock.common.states import RunState, TaskState, TaskStatus
 from skiplock.sql import statements
 from skiplock.sql.db import retry_conflicts

@@ -21,13 +21,19 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 
-from bench import scale
-from bench.common import create, pct, reset, succeeded_since, wait_workers
+from bench import pgq, scale
+from bench.common import create, pct, reset, succeeded, wait_succeeded, wait_workers
 from skiplock.sql import db
 from skiplock.sql.embedded import EmbeddedPostgres
 from skiplock.testing import Cluster
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def pgq_version() -> str:
+    from importlib.metadata import version
+
+    return version("pgqueuer")
 
 
 async def count_statements(pool: asyncpg.Pool, seconds: float) -> float:
@@ -111,8 +117,7 @@ async def main(args: argparse.Namespace) -> None:
         await reset(pool)
         await cluster.api()
         await cluster.coordinator()
-        await cluster.worker("--import", "bench.handlers", "--types", "bench.noop", "--slots", str(args.slots),
-                             name="bench-worker")
+        worker = await cluster.worker("--import", "bench.handlers", "--types", "bench.noop", name="bench-worker")
         base = cluster.api_url
         await wait_workers(pool)
         # 0. Idle: statements the cluster issues with nothing to do (this probe excluded).
@@ -128,27 +133,47 @@ async def main(args: argparse.Namespace) -> None:
             creates = n / (time.perf_counter() - t0)
             print(f"API creates/s (POST /api/tasks/batch, 1,000 per request, 1 client): {creates:,.0f}", flush=True)
 
-            # 2. Throughput: n no-op tasks all due at T0 (created before it), drained by one worker.
-            lead = max(2.0, n / creates * 1.5 + 1.0)
-            t_due = datetime.now(UTC) + timedelta(seconds=lead)
-            for i in range(0, n, 1000):
-                await create(s, base, [{"type": "bench.noop", "run_at": t_due.isoformat()}
-                                       for _ in range(min(1000, n - i))])
-            finished = await succeeded_since(pool, n, t_due - timedelta(seconds=1), timeout=lead + 600)
-            rate = n / (finished - t_due.timestamp())
-            print(f"end to end: {n:,} no-op runs due at once, 1 coordinator + 1 worker ({args.slots} slots): "
-                  f"{rate:,.0f} runs/s", flush=True)
+            # 2. Throughput: n no-op tasks all due at T0 (created before it), drained by one
+            # worker: with the worker's defaults, then with the most slots the README suggests.
+            async def drain(label: str) -> float:
+                lead = max(2.0, n / creates * 1.5 + 1.0)
+                t_due = datetime.now(UTC) + timedelta(seconds=lead)
+                before = await succeeded(pool)
+                for i in range(0, n, 1000):
+                    await create(s, base, [{"type": "bench.noop", "run_at": t_due.isoformat()}
+                                           for _ in range(min(1000, n - i))])
+                finished = await wait_succeeded(pool, before + n, timeout=lead + 600)
+                rate = n / (finished - t_due.timestamp())
+                print(f"end to end: {n:,} no-op runs due at once, 1 coordinator + 1 worker ({label}): "
+                      f"{rate:,.0f} runs/s", flush=True)
+                return rate
+
+            defaults = await drain("its defaults")
+            worker.stop()
+            worker = await cluster.worker("--import", "bench.handlers", "--types", "bench.noop", "--slots",
+                                          str(args.slots), name="bench-worker-tuned")
+            tuned = await drain(f"--slots {args.slots}")
+            if pgq.available():
+                theirs = await pgq.drain(url, n)
+                print(f"pgqueuer {pgq_version()}: {n:,} no-op jobs, 1 `pgq run` process with its defaults "
+                      f"(batch_size 10): {theirs:,.0f} jobs/s", flush=True)
+                print(f"ratio to pgqueuer's defaults: skiplock's defaults {defaults / theirs:.2f}x, "
+                      f"--slots {args.slots} {tuned / theirs:.2f}x", flush=True)
+            else:
+                print("pgqueuer: not installed (pip install -e '.[bench]', or make bench)", flush=True)
 
             # 3. Lateness: 500 tasks spread over 10 s, on an otherwise idle cluster.
             start = datetime.now(UTC) + timedelta(seconds=2)
+            before = await succeeded(pool)
             spread = [{"type": "bench.noop", "run_at": (start + timedelta(seconds=10 * i / args.late)).isoformat()}
                       for i in range(args.late)]
             await create(s, base, spread)
-            await succeeded_since(pool, args.late, start, timeout=60)
+            await wait_succeeded(pool, before + args.late, timeout=60)
             # finished_at is the worker's clock when the no-op returned: the run really started
             # then (the claim itself happens up to claim_ahead_s early, and records the due time).
             rows = await pool.fetch("SELECT extract(epoch FROM finished_at - scheduled_for) * 1000 AS ms "
-                                    "FROM skiplock_run_history WHERE type = 'bench.noop' AND scheduled_for >= $1",
+                                    "FROM skiplock_run_history WHERE type = 'bench.noop' AND scheduled_for >= $1 "
+                                    "AND finished_at >= $1",
                                     start)
             late = [float(r["ms"]) for r in rows]
             print(f"start lateness (run_at to the no-op's end on the worker), {args.late} tasks over 10 s: "

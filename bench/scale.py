@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 
-from bench.common import create, pct, reset, succeeded_since, wait_workers
+from bench.common import create, pct, reset, succeeded, wait_succeeded, wait_workers
 from skiplock.sql import db, statements
 from skiplock.testing import Cluster
 
@@ -119,6 +119,8 @@ async def fill(pool: asyncpg.Connection, finished: int, future: int) -> None:
             fid=v7("$1::timestamptz", "'f' || i"), rid=v7("$1::timestamptz", "id::text")), now, lo, hi)
         print(f"  filled {hi:,} of {future:,} future tasks ({time.perf_counter() - t0:.0f} s)", flush=True)
     await pool.execute("VACUUM ANALYZE")
+    # The fill's dirty pages are written now, not by checkpoints during the measurement.
+    await pool.execute("CHECKPOINT")
     size = await pool.fetchval("SELECT pg_size_pretty(pg_database_size(current_database()))")
     print(f"  filled in {time.perf_counter() - t0:.0f} s; database {size}", flush=True)
 
@@ -194,32 +196,35 @@ async def measure(url: str, args: argparse.Namespace, label: str) -> Figures:
                                       str(args.slots), name="bench-worker")
         await wait_workers(pool)
         procs = {"api": api.pid, "coordinator": coord.pid, "worker": worker.pid}
-        before = {k: rss_mb(p) for k, p in procs.items()}
+        rss_before = {k: rss_mb(p) for k, p in procs.items()}
         ids = await sample_ids(pool)
         f.reads_ms = await time_reads(cluster.api_url, ids)
         async with aiohttp.ClientSession() as s:
             n = args.tasks
             lead = max(3.0, n / 3000 * 1.5 + 1.0)
             t_due = datetime.now(UTC) + timedelta(seconds=lead)
+            before = await succeeded(pool)
             for i in range(0, n, 1000):
                 await create(s, cluster.api_url, [{"type": "bench.noop", "run_at": t_due.isoformat()}
                                                   for _ in range(min(1000, n - i))])
-            finished = await succeeded_since(pool, n, t_due - timedelta(seconds=1), timeout=lead + 600)
+            finished = await wait_succeeded(pool, before + n, timeout=lead + 600)
             f.drain = n / (finished - t_due.timestamp())
             start = datetime.now(UTC) + timedelta(seconds=2)
+            before = await succeeded(pool)
             await create(s, cluster.api_url, [
                 {"type": "bench.noop", "run_at": (start + timedelta(seconds=10 * i / args.late)).isoformat()}
                 for i in range(args.late)])
-            await succeeded_since(pool, args.late, start, timeout=60)
+            await wait_succeeded(pool, before + args.late, timeout=60)
             rows = await pool.fetch("SELECT extract(epoch FROM finished_at - scheduled_for) * 1000 AS ms "
-                                    "FROM skiplock_run_history WHERE type = 'bench.noop' AND scheduled_for >= $1",
+                                    "FROM skiplock_run_history WHERE type = 'bench.noop' AND scheduled_for >= $1 "
+                                    "AND finished_at >= $1",
                                     start)
             late = [float(r["ms"]) for r in rows]
             f.late_p50, f.late_p99 = pct(late, 50), pct(late, 99)
         f.reads_ms.update({f"{k} (after the drain)": v for k, v in (await time_reads(cluster.api_url, ids)).items()
                            if k in ("GET /api/stats", "GET /metrics", "GET /api/runs")})
         after = {k: rss_mb(p) for k, p in procs.items()}
-        f.rss_mb = {k: (before[k], after[k]) for k in procs}
+        f.rss_mb = {k: (rss_before[k], after[k]) for k in procs}
         print(f"  measured: {label}", flush=True)
     finally:
         await pool.close()
@@ -238,14 +243,18 @@ def report(empty: Figures, full: Figures, args: argparse.Namespace) -> None:
     print(f"{'drain (runs/s)':<{w}}{empty.drain:>10,.0f}{full.drain:>{len(big) + 4},.0f}")
     print(f"{'start lateness p50 (ms)':<{w}}{empty.late_p50:>10.1f}{full.late_p50:>{len(big) + 4}.1f}")
     print(f"{'start lateness p99 (ms)':<{w}}{empty.late_p99:>10.1f}{full.late_p99:>{len(big) + 4}.1f}")
-    for proc in empty.rss_mb:
-        e0, e1 = empty.rss_mb[proc]
+    for proc in full.rss_mb:
+        e0, e1 = empty.rss_mb.get(proc, (float("nan"), float("nan")))
         f0, f1 = full.rss_mb[proc]
         print(f"{'RSS ' + proc + ' (MB, start → end)':<{w}}{f'{e0:.0f}→{e1:.0f}':>10}"
               f"{f'{f0:.0f}→{f1:.0f}':>{len(big) + 4}}")
 
 
 async def run_scale(args: argparse.Namespace, url: str) -> None:
+    if args.refill is False:  # the database holds the rows of an earlier --scale run
+        full = await measure(url, args, "filled (kept from an earlier run)")
+        report(Figures(), full, args)
+        return
     pool = await db.create_pool(url)
     try:
         await reset(pool)
@@ -270,6 +279,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="instead: reads, drain and lateness empty and with N finished runs (e.g. 10000000)")
     p.add_argument("--future", type=int, default=None, metavar="M",
                    help="future tasks to add in scale mode (default: N / 10)")
+    p.add_argument("--no-refill", dest="refill", action="store_false",
+                   help="scale mode: measure the rows an earlier --scale run left (no empty-database column)")
 
 
 def finish_arguments(args: argparse.Namespace) -> Any:

@@ -337,10 +337,30 @@ WHERE t.id = ANY($1::uuid[]);
 
 -- name: list_tasks
 -- Newest first; keyset paging on (created_at, id). $1/$2: cursor (or NULL), filters after.
--- Each filter has an index that reads newest first ((status|type|queue, created_at, id)), and
--- the name prefix a range of the C-collated name index ($5 || U+10FFFF bounds the prefix).
--- `running` ($7 true) reads the tasks of the running runs, which are as many as the busy slots;
--- `scheduled` ($7 false) reads active tasks newest first and skips the few that run.
+-- The page's ids are picked first from the index alone ((status|type|queue, created_at, id),
+-- an index-only scan: the planner would otherwise weigh a walk of the created_at index that
+-- filters rows against heap reads of the filter index and, when the matches are old, walk a
+-- million rows), then the page's rows are read by id. The name prefix is a range of the
+-- C-collated name index ($5 || U+10FFFF bounds it). `running` ($7 true) reads the tasks of the
+-- running runs, which are as many as the busy slots; `scheduled` ($7 false) reads active
+-- tasks newest first and skips the few that run.
+WITH page AS (
+    SELECT t.id, t.created_at
+    FROM skiplock_tasks t
+    WHERE ($1::timestamptz IS NULL OR (t.created_at, t.id) < ($1, $2::uuid))
+      AND ($3::text IS NULL OR t.type = $3)
+      AND ($4::text IS NULL OR t.queue = $4)
+      AND ($5::text IS NULL OR (t.name COLLATE "C" >= $5 AND t.name COLLATE "C" < $5 || chr(1114111)))
+      -- one status is compared as a scalar, so the (status, created_at, id) index gives the order
+      AND ($6::text[] IS NULL OR cardinality($6::text[]) = 1 OR t.status = ANY($6::text[]))
+      AND ($6::text[] IS NULL OR cardinality($6::text[]) <> 1 OR t.status = ($6::text[])[1])
+      AND ($7::boolean IS NOT TRUE
+           OR t.id = ANY(ARRAY(SELECT q.task_id FROM skiplock_runs q WHERE q.state = 'running')))
+      AND ($7::boolean IS NOT FALSE OR NOT EXISTS (SELECT 1 FROM skiplock_runs q
+                                                   WHERE q.task_id = t.id AND q.state = 'running'))
+    ORDER BY t.created_at DESC, t.id DESC
+    LIMIT $8
+)
 SELECT t.*,
        (SELECT min(due_at) FROM skiplock_runs p
          WHERE p.task_id = t.id AND p.state = 'pending' AND p.due_at < 'infinity') AS next_due,
@@ -348,23 +368,12 @@ SELECT t.*,
                 WHERE q.task_id = t.id AND q.state = 'running') AS has_running,
        pr.pending_due, pr.pending_reason,
        lr.run_id AS last_run_id, lr.finished_at AS last_run_finished_at, lr.state AS last_run_state
-FROM skiplock_tasks t
+FROM page
+JOIN skiplock_tasks t ON t.id = page.id
 LEFT JOIN LATERAL (SELECT p.due_at AS pending_due, p.reason AS pending_reason FROM skiplock_runs p
                    WHERE p.task_id = t.id AND p.state = 'pending' ORDER BY p.due_at LIMIT 1) pr ON true
 LEFT JOIN skiplock_task_last_run lr ON lr.task_id = t.id
-WHERE ($1::timestamptz IS NULL OR (t.created_at, t.id) < ($1, $2::uuid))
-  AND ($3::text IS NULL OR t.type = $3)
-  AND ($4::text IS NULL OR t.queue = $4)
-  AND ($5::text IS NULL OR (t.name COLLATE "C" >= $5 AND t.name COLLATE "C" < $5 || chr(1114111)))
-  -- one status is compared as a scalar, so the (status, created_at, id) index gives the order
-  AND ($6::text[] IS NULL OR cardinality($6::text[]) = 1 OR t.status = ANY($6::text[]))
-  AND ($6::text[] IS NULL OR cardinality($6::text[]) <> 1 OR t.status = ($6::text[])[1])
-  AND ($7::boolean IS NOT TRUE
-       OR t.id = ANY(ARRAY(SELECT q.task_id FROM skiplock_runs q WHERE q.state = 'running')))
-  AND ($7::boolean IS NOT FALSE OR NOT EXISTS (SELECT 1 FROM skiplock_runs q
-                                               WHERE q.task_id = t.id AND q.state = 'running'))
-ORDER BY t.created_at DESC, t.id DESC
-LIMIT $8;
+ORDER BY page.created_at DESC, page.id DESC;
 
 -- name: last_runs
 -- The latest run of each task, for the task views: a live one if it has one, else the ended

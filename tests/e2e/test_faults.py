@@ -16,6 +16,7 @@ import pytest
 from skiplock.sql.embedded import EmbeddedPostgres, free_port
 from tests.cluster import Cluster, Proc, running_cluster
 from tests.conftest import wait_until, with_database
+from tests.integration.helpers import assert_counts_exact
 
 pytestmark = pytest.mark.e2e
 
@@ -86,8 +87,21 @@ async def test_kill_9_worker_its_runs_are_rerun_elsewhere(cluster: Cluster) -> N
         assert runs[0]["error"].startswith("worker lost")
     for t in others:
         assert len(await cluster.runs(t["id"])) == 1, "a task the dead worker never held must run once"
+    await counts_are_exact(cluster)
     print(f"kill -9: long runs finished on another worker {recovered:.1f}s after the kill "
           f"(lease {LEASE}s, each run takes 3s)")
+
+
+async def counts_are_exact(cluster: Cluster) -> None:
+    """After the faults, the kept counts equal count(*), and /api/stats shows them."""
+    conn = await asyncpg.connect(cluster.db_url)
+    try:
+        await assert_counts_exact(conn)
+        total = await conn.fetchval("SELECT count(*) FROM skiplock_all_runs")
+    finally:
+        await conn.close()
+    status, stats = await cluster.request("GET", "/api/stats")
+    assert status == 200 and sum(stats["runs"].values()) == total
 
 
 async def _held(cluster: Cluster, worker: str, n: int) -> bool:
@@ -147,6 +161,7 @@ async def test_kill_9_one_of_two_coordinators_while_work_flows(cluster: Cluster)
     assert len(per_task) == len(tasks) and set(per_task.values()) == {1}
     extra = len(runs) - len(tasks)
     assert b.alive()
+    await counts_are_exact(cluster)
     print(f"kill -9 coordinator: {len(tasks)} tasks all succeeded once; {extra} extra runs (leases lost with it)")
 
 

@@ -55,3 +55,17 @@ async def finish_applied(pool: asyncpg.Pool, row: asyncpg.Record, state: str, *,
 
 async def finish(pool: asyncpg.Pool, row: asyncpg.Record, state: str, **kw: object) -> list[asyncpg.Record]:
     return (await finish_applied(pool, row, state, **kw)).rows  # type: ignore[arg-type]
+
+
+async def assert_counts_exact(pool: asyncpg.Pool | asyncpg.Connection) -> None:
+    """The kept counters equal count(*) over every run and every task."""
+    kept = {(r["queue"], r["state"]): r["n"] for r in await pool.fetch(
+        "SELECT queue, state, sum(n) AS n FROM skiplock_run_counts GROUP BY 1, 2 HAVING sum(n) <> 0")}
+    counted = {(r["queue"], r["state"]): r["n"] for r in await pool.fetch(
+        "SELECT queue, state, count(*) AS n FROM skiplock_all_runs GROUP BY 1, 2")}
+    assert kept == counted
+    kept_tasks = {r["status"]: r["n"] for r in await pool.fetch(
+        "SELECT status, sum(n) AS n FROM skiplock_task_counts GROUP BY 1 HAVING sum(n) <> 0")}
+    counted_tasks = {r["status"]: r["n"] for r in await pool.fetch(
+        "SELECT status, count(*) AS n FROM skiplock_tasks GROUP BY 1")}
+    assert kept_tasks == counted_tasks

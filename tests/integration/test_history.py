@@ -15,7 +15,7 @@ from skiplock.api import store
 from skiplock.coordinator.followups import reap
 from skiplock.sql import statements
 from skiplock.testing import wait_until
-from tests.integration.helpers import add_runs, claim, create, finish
+from tests.integration.helpers import add_runs, assert_counts_exact, claim, create, finish
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -42,19 +42,6 @@ async def where(pool: asyncpg.Pool, run_id: uuid.UUID) -> str:
         SELECT tableoid::regclass::text FROM (
             SELECT tableoid, id FROM skiplock_runs UNION ALL SELECT tableoid, id FROM skiplock_run_history
             UNION ALL SELECT tableoid, id FROM skiplock_run_latest) x WHERE id = $1""", run_id)
-
-
-async def assert_counts_exact(pool: asyncpg.Pool) -> None:
-    kept = {(r["queue"], r["state"]): r["n"] for r in await pool.fetch(
-        "SELECT queue, state, sum(n) AS n FROM skiplock_run_counts GROUP BY 1, 2 HAVING sum(n) <> 0")}
-    counted = {(r["queue"], r["state"]): r["n"] for r in await pool.fetch(
-        "SELECT queue, state, count(*) AS n FROM skiplock_all_runs GROUP BY 1, 2")}
-    assert kept == counted
-    kept_tasks = {r["status"]: r["n"] for r in await pool.fetch(
-        "SELECT status, sum(n) AS n FROM skiplock_task_counts GROUP BY 1 HAVING sum(n) <> 0")}
-    counted_tasks = {r["status"]: r["n"] for r in await pool.fetch(
-        "SELECT status, count(*) AS n FROM skiplock_tasks GROUP BY 1")}
-    assert kept_tasks == counted_tasks
 
 
 async def test_an_ended_run_leaves_the_hot_table_and_stays_readable(pool: asyncpg.Pool) -> None:
