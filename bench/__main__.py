@@ -192,7 +192,7 @@ if __name__ == "__main__":
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     p.add_argument("--tasks", type=int, default=20_000)
     p.add_argument("--late", type=int, default=500)
-    p.add_argument("--slots", type=int, default=500)
+    p.add_argument("--slots", type=int, default=500, help="the tuned run's slots (the other uses the defaults)")
     p.add_argument("--idle-s", type=float, default=10.0)
     p.add_argument("--cron-fleet", type=int, default=0, metavar="N",
                    help="instead: N cron tasks every 2 s on two coordinators, start lateness")

@@ -65,7 +65,8 @@ async def drain(url: str, n: int) -> float:
             ended = time.time()
             first = float(stamp.read_text())
         finally:
-            os.killpg(consumer.pid, signal.SIGINT)
+            if consumer.poll() is None:
+                os.killpg(consumer.pid, signal.SIGINT)
             try:
                 consumer.wait(15)
             except subprocess.TimeoutExpired:

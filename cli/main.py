@@ -38,7 +38,9 @@ def _lease_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _worker_flags(p: argparse.ArgumentParser, *, standalone: bool) -> None:
-    _flag(p, "--slots", "SKIPLOCK_SLOTS", "runs a worker executes at once (default 10)")
+    _flag(p, "--slots", "SKIPLOCK_SLOTS", "runs a worker executes at once (default 300)")
+    _flag(p, "--blocking-slots", "SKIPLOCK_BLOCKING_SLOTS",
+          "of those, shell commands and plain (non-async) handlers at once (default: the CPU count)")
     _flag(p, "--import", "SKIPLOCK_IMPORT", "modules with @handler functions, comma-separated",
           dest="imports")
     _flag(p, "--allow-shell", None, "run shell tasks (off by default)", action="store_true",
@@ -158,6 +160,8 @@ def worker_settings(args: argparse.Namespace, coordinators: Sequence[str] | None
         coordinators=coords,
         name=getattr(args, "name", None) or "",
         **({"slots": int(config.parse_positive(args.slots, "--slots", integer=True))} if args.slots else {}),
+        **({"blocking_slots": int(config.parse_positive(args.blocking_slots, "--blocking-slots", integer=True))}
+           if getattr(args, "blocking_slots", None) else {}),
         types=config.parse_list(getattr(args, "types", None)),
         queues=config.parse_list(args.queues),
         imports=config.parse_list(args.imports),

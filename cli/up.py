@@ -150,6 +150,8 @@ def up(args: argparse.Namespace, leases: config.LeaseSettings) -> int:
         worker_argv = [*me, "worker", "--coordinator", args.grpc_addr, "--allow-net", allow_net]
         if args.slots:
             worker_argv += ["--slots", str(args.slots)]
+        if args.blocking_slots:
+            worker_argv += ["--blocking-slots", str(args.blocking_slots)]
         if args.imports:
             worker_argv += ["--import", args.imports]
         if args.queues:
@@ -181,7 +183,8 @@ def up(args: argparse.Namespace, leases: config.LeaseSettings) -> int:
                   f"  REST API     http://{api_host}:{api_port}/api/tasks   (docs: http://{api_host}:{api_port}/docs)\n"
                   f"  gRPC         {args.grpc_addr}   (grpcurl -plaintext {args.grpc_addr} list)\n"
                   f"  PostgreSQL   {url}" + ("   (embedded)" if embedded else "") + "\n"
-                  f"  workers      {workers} x {args.slots or config.WorkerSettings().slots} slots"
+                  f"  workers      {workers} x {args.slots or config.WorkerSettings().slots} slots "
+                  f"({args.blocking_slots or config.WorkerSettings().blocking_slots} for shell and plain handlers)"
                   + (", shell allowed" if args.allow_shell else "") + "\n"
                   "Press Ctrl-C to stop.\n", flush=True)
         while stop["signal"] is None:

@@ -31,10 +31,11 @@ log = logs.get("skiplock.dispatch")
 MAX_CLAIM = 1000
 
 
-def interleave(workers: list[WorkerConn]) -> list[str]:
+def interleave(workers: list[WorkerConn], blocking: bool = False) -> list[str]:
     """One entry per free slot, round-robin across workers, so a claim smaller than the
-    free capacity spreads over the workers instead of filling the first."""
-    free = {w.id: w.free for w in workers}
+    free capacity spreads over the workers instead of filling the first. `blocking`: the
+    free slots for runs of blocking types (shell, plain handlers), which are fewer."""
+    free = {w.id: w.blocking_free if blocking else w.free for w in workers}
     order = sorted(workers, key=lambda w: len(w.inflight))
     out: list[str] = []
     while any(free.values()):
@@ -117,17 +118,28 @@ class Dispatcher:
         back full (more may be due right now)."""
         if self.paused:
             return False
-        groups: dict[tuple[tuple[str, ...], tuple[str, ...]], list[WorkerConn]] = defaultdict(list)
+        groups: dict[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]], list[WorkerConn]] = defaultdict(list)
         for w in self.registry.workers.values():
             if w.free:
                 groups[w.signature].append(w)
         more = False
-        for (types, queues), workers in groups.items():
-            slots = interleave(workers)[:MAX_CLAIM]
-            claimed = await self.claim(types, queues, slots)
-            if len(claimed) == len(slots):
-                more = True
-            elif not self.stopping:
+        for (types, queues, blocking), workers in groups.items():
+            # Blocking types (a process or a thread per run) get their own, smaller claim;
+            # the rest fill what is left. A worker with neither kind of limit pays one claim.
+            light = tuple(t for t in types if t not in blocking)
+            waiting = False
+            for kinds, slots in ((blocking, interleave(workers, blocking=True)), (light, None)):
+                if not kinds:
+                    continue
+                slots = (slots if slots is not None else interleave(workers))[:MAX_CLAIM]
+                if not slots:  # all taken: a result frees one and pokes the dispatcher
+                    continue
+                claimed = await self.claim(kinds, queues, slots)
+                if len(claimed) == len(slots):
+                    more = True
+                else:
+                    waiting = True
+            if waiting and not self.stopping:
                 await self._arm_timer(types, queues)
         return more
 
@@ -182,6 +194,8 @@ class Dispatcher:
                 continue
             for a in assignments:
                 w.inflight[a.run_id] = a.lease_token
+                if a.type in w.blocking_types:
+                    w.blocking_inflight.add(a.run_id)
             w.send(pb.CoordinatorMessage(assignments=pb.Assignments(assignments=assignments)))
         self.metrics.dispatched.inc(len(rows) - len(orphans))
         return orphans

@@ -88,7 +88,9 @@ class WorkerSessionService(pb_grpc.WorkerSessionServicer):
         if not hello.worker_id or hello.slots < 1 or not hello.types:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "hello needs worker_id, slots >= 1 and types")
         w = WorkerConn(id=hello.worker_id, name=hello.name or hello.worker_id, host=hello.host,
-                       types=tuple(hello.types), queues=tuple(hello.queues), slots=hello.slots)
+                       types=tuple(hello.types), queues=tuple(hello.queues), slots=hello.slots,
+                       blocking_types=tuple(t for t in hello.blocking_types if t in hello.types),
+                       blocking_slots=max(0, hello.blocking_slots))
         bound = log.bind(worker_id=w.id, worker_name=w.name)
         try:
             lost = await self._register(w, list(hello.running))

@@ -46,7 +46,7 @@ class RunRef(_message.Message):
     def __init__(self, run_id: _Optional[str] = ..., lease_token: _Optional[str] = ...) -> None: ...
 
 class Hello(_message.Message):
-    __slots__ = ("worker_id", "name", "host", "types", "queues", "slots", "running", "version")
+    __slots__ = ("worker_id", "name", "host", "types", "queues", "slots", "running", "version", "blocking_types", "blocking_slots")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     HOST_FIELD_NUMBER: _ClassVar[int]
@@ -55,6 +55,8 @@ class Hello(_message.Message):
     SLOTS_FIELD_NUMBER: _ClassVar[int]
     RUNNING_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    BLOCKING_TYPES_FIELD_NUMBER: _ClassVar[int]
+    BLOCKING_SLOTS_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     name: str
     host: str
@@ -63,7 +65,9 @@ class Hello(_message.Message):
     slots: int
     running: _containers.RepeatedCompositeFieldContainer[RunRef]
     version: str
-    def __init__(self, worker_id: _Optional[str] = ..., name: _Optional[str] = ..., host: _Optional[str] = ..., types: _Optional[_Iterable[str]] = ..., queues: _Optional[_Iterable[str]] = ..., slots: _Optional[int] = ..., running: _Optional[_Iterable[_Union[RunRef, _Mapping]]] = ..., version: _Optional[str] = ...) -> None: ...
+    blocking_types: _containers.RepeatedScalarFieldContainer[str]
+    blocking_slots: int
+    def __init__(self, worker_id: _Optional[str] = ..., name: _Optional[str] = ..., host: _Optional[str] = ..., types: _Optional[_Iterable[str]] = ..., queues: _Optional[_Iterable[str]] = ..., slots: _Optional[int] = ..., running: _Optional[_Iterable[_Union[RunRef, _Mapping]]] = ..., version: _Optional[str] = ..., blocking_types: _Optional[_Iterable[str]] = ..., blocking_slots: _Optional[int] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
     __slots__ = ("running", "draining", "seq")

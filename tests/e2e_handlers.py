@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,14 @@ async def sleep_mark(payload: dict[str, Any], ctx: Any) -> dict[str, Any]:
     try:
         await asyncio.sleep(float(payload["s"]))
     except asyncio.CancelledError:
-        Path(payload["mark"]).write_text(repr(time.time()))  # noqa: ASYNC240 -- a few bytes, at once, while cancelled
+        Path(payload["mark"]).write_text(repr(time.time()))
         raise
     return {"slept": payload["s"]}
+
+
+@handler("sleep.span")
+async def sleep_span(payload: dict[str, Any], ctx: Any) -> None:
+    """Sleeps payload["s"] and records when it started and ended in payload["dir"]."""
+    began = time.time()
+    await asyncio.sleep(float(payload["s"]))
+    (Path(payload["dir"]) / f"{uuid.uuid4().hex}.mark").write_text(f"{began} {time.time()}")

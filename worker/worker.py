@@ -36,7 +36,7 @@ from skiplock.common.version import __version__
 from skiplock.proto import skiplock_pb2 as pb
 from skiplock.proto import skiplock_pb2_grpc as pb_grpc
 from skiplock.worker import executors, netguard
-from skiplock.worker.handlers import Context, HandlerFn
+from skiplock.worker.handlers import Context, HandlerFn, is_async
 from skiplock.worker.metrics import WorkerMetrics
 from skiplock.worker.outcome import Outcome
 
@@ -115,9 +115,14 @@ class Worker:
         self._seq = 0
         self._hello: tuple[float, list[str]] = (0.0, [])
         self.http: aiohttp.ClientSession | None = None
-        # Plain handlers run here, one thread per slot, apart from the loop's default pool.
+        # Plain handlers run here, one thread per blocking slot, apart from the loop's
+        # default pool. The coordinator sends at most blocking_slots runs of blocking types
+        # at once; the semaphore holds any beyond that (a run sent twice across a reconnect).
+        self.blocking_types = self._blocking_types()
+        self.blocking_slots = min(settings.blocking_slots, settings.slots)
+        self._blocking = asyncio.Semaphore(self.blocking_slots)
         self.handler_threads = concurrent.futures.ThreadPoolExecutor(
-            max_workers=settings.slots, thread_name_prefix="skiplock-handler")
+            max_workers=self.blocking_slots, thread_name_prefix="skiplock-handler")
         self.log = log.bind(worker_id=self.id, worker_name=self.name)
 
     def _types(self) -> list[str]:
@@ -130,6 +135,10 @@ class Worker:
         if unknown:
             raise ConfigError(f"no handler imported for type(s) {', '.join(unknown)}; use --import")
         return types
+
+    def _blocking_types(self) -> list[str]:
+        """Types that take a process (shell) or a thread (a plain handler) per run."""
+        return [t for t in self.types if t == "shell" or (t in self.handlers and not is_async(self.handlers[t]))]
 
     # ---- runs ----
 
@@ -146,10 +155,16 @@ class Worker:
             hold = min(a.not_before - time.time(), MAX_HOLD_S)
             if hold > 0:  # claimed a little early: start on time, not before
                 await asyncio.sleep(hold)
-            started = time.time()
             payload = secrets.resolve(json.loads(a.payload_json) if a.payload_json else {}, os.environ)
-            async with asyncio.timeout(a.timeout_s):
-                outcome = await self._dispatch(a, payload, rlog)
+            if a.type in self.blocking_types:
+                async with self._blocking:
+                    started = time.time()
+                    async with asyncio.timeout(a.timeout_s):
+                        outcome = await self._dispatch(a, payload, rlog)
+            else:
+                started = time.time()
+                async with asyncio.timeout(a.timeout_s):
+                    outcome = await self._dispatch(a, payload, rlog)
         except secrets.MissingSecret as exc:
             outcome = Outcome("failed", None, str(exc), retryable=False)
         except TimeoutError:
@@ -244,7 +259,7 @@ class Worker:
         yield pb.WorkerMessage(hello=pb.Hello(
             worker_id=self.id, name=self.name, host=socket.gethostname(), types=self.types,
             queues=list(self.settings.queues), slots=self.settings.slots, running=refs,
-            version=__version__))
+            version=__version__, blocking_types=self.blocking_types, blocking_slots=self.blocking_slots))
         last_beat = time.monotonic()
         while not dead.is_set():
             next_beat = last_beat + self.heartbeat_s  # the interval Welcome set counts at once
