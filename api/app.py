@@ -8,6 +8,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -200,6 +201,24 @@ def _check_query(request: web.Request, allowed: set[str]) -> None:
         raise invalid([FieldError(k, "must be at most 1000 characters, without NUL") for k in bad])
 
 
+def _created_range(request: web.Request) -> dict[str, datetime | None]:
+    """`created_after` (inclusive) and `created_before` (exclusive), RFC 3339 with an offset."""
+    out: dict[str, datetime | None] = {}
+    errors = []
+    for name in ("created_after", "created_before"):
+        value = request.query.get(name)
+        try:
+            out[name] = timeutil.parse_rfc3339(value) if value is not None else None
+        except ValueError as exc:
+            errors.append(FieldError(name, str(exc)))
+    if errors:
+        raise invalid(errors)
+    return out
+
+
+RANGE = {"created_after", "created_before"}
+
+
 # ---- tasks ----
 
 async def create_task(request: web.Request) -> web.Response:
@@ -224,12 +243,12 @@ async def create_batch(request: web.Request) -> web.Response:
 
 
 async def list_tasks(request: web.Request) -> web.Response:
-    _check_query(request, {"state", "type", "queue", "name", "limit", "cursor"})
+    _check_query(request, {"state", "type", "queue", "name", "limit", "cursor", *RANGE})
     page = await store.list_tasks(
         request.app[POOL], state=_choice(request, "state", TASK_STATES),
         type_=request.query.get("type"), queue=request.query.get("queue"),
         name=request.query.get("name"), limit=_limit(request), cursor=_cursor(request),
-        lease_s=request.app[SETTINGS].lease_s)
+        lease_s=request.app[SETTINGS].lease_s, **_created_range(request))
     return _json({"tasks": page.items, "next_cursor": page.next_cursor})
 
 
@@ -262,12 +281,12 @@ async def patch_task(request: web.Request) -> web.Response:
 
 
 async def task_runs(request: web.Request) -> web.Response:
-    _check_query(request, {"state", "limit", "cursor"})
+    _check_query(request, {"state", "limit", "cursor", *RANGE})
     task_id = _uuid(request)
     page = await store.list_runs(request.app[POOL], state=_choice(request, "state", RUN_STATES),
                                  type_=None, task_id=task_id, worker_id=None,
                                  limit=_limit(request), cursor=_cursor(request),
-                                 lease_s=request.app[SETTINGS].lease_s)
+                                 lease_s=request.app[SETTINGS].lease_s, **_created_range(request))
     if not page.items and await store.get_task(request.app[POOL], task_id) is None:
         raise not_found("task with that id")
     return _json({"runs": page.items, "next_cursor": page.next_cursor})
@@ -276,7 +295,7 @@ async def task_runs(request: web.Request) -> web.Response:
 # ---- runs, workers, health ----
 
 async def list_runs(request: web.Request) -> web.Response:
-    _check_query(request, {"state", "type", "task_id", "worker_id", "limit", "cursor"})
+    _check_query(request, {"state", "type", "task_id", "worker_id", "limit", "cursor", *RANGE})
     task_id = None
     if "task_id" in request.query:
         try:
@@ -287,7 +306,7 @@ async def list_runs(request: web.Request) -> web.Response:
                                  type_=request.query.get("type"), task_id=task_id,
                                  worker_id=request.query.get("worker_id"),
                                  limit=_limit(request), cursor=_cursor(request),
-                                 lease_s=request.app[SETTINGS].lease_s)
+                                 lease_s=request.app[SETTINGS].lease_s, **_created_range(request))
     return _json({"runs": page.items, "next_cursor": page.next_cursor})
 
 

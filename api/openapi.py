@@ -130,6 +130,12 @@ PAGING = [
      "description": "opaque: the next_cursor of the previous page, passed back unchanged (keyset paging, stable "
                     "under inserts); absent for the first page"},
 ]
+CREATED = [
+    {"name": "created_after", "in": "query", "schema": {"type": "string", "format": "date-time"},
+     "description": "created at or after this instant (RFC 3339 with an offset)"},
+    {"name": "created_before", "in": "query", "schema": {"type": "string", "format": "date-time"},
+     "description": "created before this instant (RFC 3339 with an offset)"},
+]
 ID = [{"name": "id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}]
 WID = [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}]
 
@@ -230,7 +236,7 @@ def spec() -> dict[str, Any]:
                 {"name": "type", "in": "query", "schema": {"type": "string"}},
                 {"name": "queue", "in": "query", "schema": {"type": "string"}},
                 {"name": "name", "in": "query", "schema": {"type": "string"}, "description": "prefix"},
-                *PAGING], "responses": {**_ok(task_page), **_problem_responses(400, 401, 503)}}},
+                *CREATED, *PAGING], "responses": {**_ok(task_page), **_problem_responses(400, 401, 503)}}},
         "/api/tasks/batch": {"post": {
             "summary": "Create up to 1,000 tasks, all or nothing",
             "requestBody": {"required": True, "content": {"application/json": {"schema": {
@@ -256,14 +262,14 @@ def spec() -> dict[str, Any]:
         "/api/tasks/{id}/resume": {"parameters": ID, "post": {"summary": "Restart new runs", "responses": {**_ok(_ref("Task")), **_problem_responses(404, 409)}}},
         "/api/tasks/{id}/trigger": {"parameters": ID, "post": {"summary": "One extra run now", "responses": {**_ok(_ref("Run"), 201), **_problem_responses(404, 409)}}},
         "/api/tasks/{id}/runs": {"parameters": ID, "get": {"summary": "The task's runs, newest first", "parameters": [
-            {"name": "state", "in": "query", "schema": RUN_STATE}, *PAGING],
+            {"name": "state", "in": "query", "schema": RUN_STATE}, *CREATED, *PAGING],
             "responses": {**_ok(run_page), **_problem_responses(400, 404)}}},
         "/api/runs": {"get": {"summary": "All runs, newest first", "parameters": [
             {"name": "state", "in": "query", "schema": RUN_STATE},
             {"name": "type", "in": "query", "schema": {"type": "string"}},
             {"name": "task_id", "in": "query", "schema": {"type": "string", "format": "uuid"}},
             {"name": "worker_id", "in": "query", "schema": {"type": "string"}},
-            *PAGING], "responses": {**_ok(run_page), **_problem_responses(400)}}},
+            *CREATED, *PAGING], "responses": {**_ok(run_page), **_problem_responses(400)}}},
         "/api/runs/{id}": {"parameters": ID, "get": {"summary": "One run", "responses": {**_ok(_ref("Run")), **_problem_responses(404)}}},
         "/api/workers": {"get": {"summary": "Connected workers", "responses": _ok(
             {"type": "object", "required": ["workers"],

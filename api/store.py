@@ -156,11 +156,13 @@ STATE_FILTERS: dict[str, tuple[list[str], bool | None]] = {
 
 
 async def list_tasks(pool: asyncpg.Pool, *, state: str | None, type_: str | None, queue: str | None,
-                     name: str | None, limit: int, cursor: str | None, lease_s: float = 10.0) -> Page:
+                     name: str | None, limit: int, cursor: str | None, lease_s: float = 10.0,
+                     created_after: datetime | None = None, created_before: datetime | None = None) -> Page:
     after = decode_cursor(cursor) if cursor else (None, None)
     statuses, running = STATE_FILTERS[state] if state else (None, None)
     rows = await statements.list_tasks(pool, after_created=after[0], after_id=after[1], type_=type_, queue=queue,
-                                       name_prefix=name, statuses=statuses, running=running, limit=limit + 1)
+                                       name_prefix=name, statuses=statuses, running=running, limit=limit + 1,
+                                       created_after=created_after, created_before=created_before)
     more = len(rows) > limit
     rows = rows[:limit]
     items = await _with_last_runs(pool, rows, lease_s)
@@ -170,10 +172,12 @@ async def list_tasks(pool: asyncpg.Pool, *, state: str | None, type_: str | None
 
 async def list_runs(pool: asyncpg.Pool, *, state: str | None, type_: str | None,
                     task_id: uuid.UUID | None, worker_id: str | None, limit: int,
-                    cursor: str | None, lease_s: float = 10.0) -> Page:
+                    cursor: str | None, lease_s: float = 10.0, created_after: datetime | None = None,
+                    created_before: datetime | None = None) -> Page:
     after = decode_cursor(cursor) if cursor else (None, None)
     rows = await statements.list_runs(pool, after_created=after[0], after_id=after[1], state=state, type_=type_,
-                                      task_id=task_id, worker_id=worker_id, limit=limit + 1)
+                                      task_id=task_id, worker_id=worker_id, limit=limit + 1,
+                                      created_after=created_after, created_before=created_before)
     more = len(rows) > limit
     rows = rows[:limit]
     nxt = encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None

@@ -336,7 +336,8 @@ LEFT JOIN skiplock_task_last_run lr ON lr.task_id = t.id
 WHERE t.id = ANY($1::uuid[]);
 
 -- name: list_tasks
--- Newest first; keyset paging on (created_at, id). $1/$2: cursor (or NULL), filters after.
+-- Newest first; keyset paging on (created_at, id). $1/$2: cursor (or NULL), filters after
+-- ($9/$10: created at or after, and before).
 -- The page's ids are picked first from the index alone ((status|type|queue, created_at, id),
 -- an index-only scan: the planner would otherwise weigh a walk of the created_at index that
 -- filters rows against heap reads of the filter index and, when the matches are old, walk a
@@ -358,6 +359,7 @@ WITH page AS (
            OR t.id = ANY(ARRAY(SELECT q.task_id FROM skiplock_runs q WHERE q.state = 'running')))
       AND ($7::boolean IS NOT FALSE OR NOT EXISTS (SELECT 1 FROM skiplock_runs q
                                                    WHERE q.task_id = t.id AND q.state = 'running'))
+      AND ($9::timestamptz IS NULL OR t.created_at >= $9) AND ($10::timestamptz IS NULL OR t.created_at < $10)
     ORDER BY t.created_at DESC, t.id DESC
     LIMIT $8
 )
@@ -401,7 +403,8 @@ FROM (SELECT * FROM skiplock_runs WHERE id = $1
 JOIN skiplock_tasks t ON t.id = r.task_id;
 
 -- name: list_runs
--- Newest first; keyset paging on (created_at, id), filters after; with each run's task status.
+-- Newest first; keyset paging on (created_at, id), filters after ($8/$9: created at or after,
+-- and before); with each run's task status.
 -- Live runs, history and the kept latest runs are merged newest first, each read through
 -- its (created_at, id) or filter index, so a page costs the same at any history size.
 SELECT r.*, t.status AS task_status
@@ -413,18 +416,21 @@ FROM (
        AND ($5::uuid IS NULL OR r.task_id = $5)
        -- only a running run has a worker: read the running ones (as many as busy slots)
        AND ($6::text IS NULL OR (r.state = 'running' AND r.worker_id = $6))
+       AND ($8::timestamptz IS NULL OR r.created_at >= $8) AND ($9::timestamptz IS NULL OR r.created_at < $9)
      ORDER BY r.created_at DESC, r.id DESC LIMIT $7)
     UNION ALL
     (SELECT * FROM skiplock_run_history r
      WHERE ($1::timestamptz IS NULL OR (r.created_at, r.id) < ($1, $2::uuid))
        AND ($3::text IS NULL OR r.state = $3) AND ($4::text IS NULL OR r.type = $4)
        AND ($5::uuid IS NULL OR r.task_id = $5) AND ($6::text IS NULL OR r.worker_id = $6)
+       AND ($8::timestamptz IS NULL OR r.created_at >= $8) AND ($9::timestamptz IS NULL OR r.created_at < $9)
      ORDER BY r.created_at DESC, r.id DESC LIMIT $7)
     UNION ALL
     (SELECT * FROM skiplock_run_latest r
      WHERE ($1::timestamptz IS NULL OR (r.created_at, r.id) < ($1, $2::uuid))
        AND ($3::text IS NULL OR r.state = $3) AND ($4::text IS NULL OR r.type = $4)
        AND ($5::uuid IS NULL OR r.task_id = $5) AND ($6::text IS NULL OR r.worker_id = $6)
+       AND ($8::timestamptz IS NULL OR r.created_at >= $8) AND ($9::timestamptz IS NULL OR r.created_at < $9)
      ORDER BY r.created_at DESC, r.id DESC LIMIT $7)
 ) r
 JOIN skiplock_tasks t ON t.id = r.task_id

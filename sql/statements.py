@@ -268,15 +268,20 @@ async def last_runs(conn: Conn, *, tasks: Sequence[asyncpg.Record]) -> list[asyn
 
 async def list_tasks(conn: Conn, *, after_created: datetime | None, after_id: uuid.UUID | None,
                      type_: str | None, queue: str | None, name_prefix: str | None,
-                     statuses: Sequence[str] | None, running: bool | None, limit: int) -> list[asyncpg.Record]:
+                     statuses: Sequence[str] | None, running: bool | None, limit: int,
+                     created_after: datetime | None = None,
+                     created_before: datetime | None = None) -> list[asyncpg.Record]:
     return await conn.fetch(query("list_tasks"), after_created, after_id, type_, queue, name_prefix,
-                            None if statuses is None else list(statuses), running, limit)
+                            None if statuses is None else list(statuses), running, limit, created_after,
+                            created_before)
 
 
 async def list_runs(conn: Conn, *, after_created: datetime | None, after_id: uuid.UUID | None, state: str | None,
                     type_: str | None, task_id: uuid.UUID | None, worker_id: str | None,
-                    limit: int) -> list[asyncpg.Record]:
-    return await conn.fetch(query("list_runs"), after_created, after_id, state, type_, task_id, worker_id, limit)
+                    limit: int, created_after: datetime | None = None,
+                    created_before: datetime | None = None) -> list[asyncpg.Record]:
+    return await conn.fetch(query("list_runs"), after_created, after_id, state, type_, task_id, worker_id, limit,
+                            created_after, created_before)
 
 
 async def get_run(conn: Conn, *, run_id: uuid.UUID) -> asyncpg.Record | None:

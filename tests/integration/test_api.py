@@ -214,6 +214,28 @@ async def test_list_filters_and_cursor_paging(api: Client) -> None:
     assert len(page["tasks"]) == 26
 
 
+async def test_lists_filter_by_creation_time(api: Client, pool: asyncpg.Pool) -> None:
+    _, body, _ = await api("POST", "/api/tasks/batch", {"tasks": [{"type": "report", "name": f"r{i}"}
+                                                                  for i in range(3)]})
+    ids = [t["id"] for t in body["tasks"]]
+    # Spread the three over a day, as if made at 00:00, 12:00 and 23:00 (tasks and runs).
+    for tid, hour in zip(ids, (0, 12, 23), strict=True):
+        at = f"2026-11-20T{hour:02d}:00:00Z"
+        await pool.execute("UPDATE skiplock_tasks SET created_at = $2::text::timestamptz WHERE id = $1::text::uuid",
+                           tid, at)
+        await pool.execute("UPDATE skiplock_runs SET created_at = $2::text::timestamptz "
+                           "WHERE task_id = $1::text::uuid", tid, at)
+    window = "created_after=2026-11-20T06:00:00Z&created_before=2026-11-20T23:00:00%2B00:00"
+    status, page, _ = await api("GET", f"/api/tasks?{window}")
+    assert status == 200 and [t["name"] for t in page["tasks"]] == ["r1"], "after is inclusive, before exclusive"
+    status, page, _ = await api("GET", f"/api/runs?{window}")
+    assert status == 200 and [r["task_id"] for r in page["runs"]] == [ids[1]]
+    status, page, _ = await api("GET", f"/api/tasks/{ids[2]}/runs?created_after=2026-11-20T23:00:00Z")
+    assert status == 200 and len(page["runs"]) == 1
+    status, problem, _ = await api("GET", "/api/runs?created_after=2026-11-20T06:00:00")
+    assert status == 400 and problem["errors"][0]["field"] == "created_after", "an instant needs its offset"
+
+
 async def test_cancel_pause_resume_trigger_patch(api: Client) -> None:
     _, task, _ = await api("POST", "/api/tasks", {"type": "x", "cron": "0 9 * * *", "timezone": "Europe/Berlin"})
     tid = task["id"]

@@ -92,6 +92,7 @@ async def rpool(module_db_url: str, filled: dict[str, Any]) -> Any:
 
 TASK_FILTERS: list[dict[str, Any]] = [
     {}, {"type_": "t7"}, {"queue": "q3"}, {"name_prefix": "job-42-"},
+    {"created_after": NOW - timedelta(hours=2), "created_before": NOW - timedelta(hours=1)},
     *({"statuses": STATE_FILTERS[s][0], "running": STATE_FILTERS[s][1]} for s in STATE_FILTERS),
 ]
 
@@ -99,13 +100,14 @@ TASK_FILTERS: list[dict[str, Any]] = [
 @pytest.mark.parametrize("filters", TASK_FILTERS, ids=lambda f: ",".join(f) or "none")
 async def test_list_tasks_uses_an_index_for_every_filter(rpool: asyncpg.Pool, filters: dict[str, Any]) -> None:
     args = {"after_created": None, "after_id": None, "type_": None, "queue": None, "name_prefix": None,
-            "statuses": None, "running": None, "limit": 51, **filters}
+            "statuses": None, "running": None, "limit": 51, "created_after": None, "created_before": None,
+            **filters}
     assert await seq_scans(rpool, query("list_tasks"), args["after_created"], args["after_id"], args["type_"],
                            args["queue"], args["name_prefix"], args["statuses"], args["running"],
-                           args["limit"]) == []
+                           args["limit"], args["created_after"], args["created_before"]) == []
 
 
-@pytest.mark.parametrize("field", ["none", "state", "type", "task_id", "worker_id", "cursor"])
+@pytest.mark.parametrize("field", ["none", "state", "type", "task_id", "worker_id", "cursor", "created"])
 async def test_list_runs_uses_an_index_for_every_filter(rpool: asyncpg.Pool, filled: dict[str, Any],
                                                        field: str) -> None:
     state = "failed" if field == "state" else None
@@ -113,7 +115,9 @@ async def test_list_runs_uses_an_index_for_every_filter(rpool: asyncpg.Pool, fil
     task = filled["task"] if field == "task_id" else None
     worker = filled["worker"] if field == "worker_id" else None
     after = (NOW - timedelta(hours=3), uuid.uuid4()) if field == "cursor" else (None, None)
-    assert await seq_scans(rpool, query("list_runs"), after[0], after[1], state, type_, task, worker, 51) == []
+    span = (NOW - timedelta(hours=2), NOW - timedelta(hours=1)) if field == "created" else (None, None)
+    assert await seq_scans(rpool, query("list_runs"), after[0], after[1], state, type_, task, worker, 51,
+                           *span) == []
 
 
 async def test_one_run_and_the_task_views_read_by_key(rpool: asyncpg.Pool, filled: dict[str, Any]) -> None:
