@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from skiplock.api import openapi, store
 from skiplock.api.problems import FieldError, Problem, invalid, not_found
-from skiplock.api.validation import validate_batch, validate_create, validate_patch
+from skiplock.api.validation import QUEUE_RE, validate_batch, validate_create, validate_patch
 from skiplock.api.views import decode_cursor
 from skiplock.common import logs, timeutil
 from skiplock.common.config import ApiSettings
@@ -322,6 +322,23 @@ async def get_stats(request: web.Request) -> web.Response:
     return _json(await store.stats(request.app[POOL], timeutil.utcnow(), request.app[SETTINGS].lease_s))
 
 
+async def list_queues(request: web.Request) -> web.Response:
+    _check_query(request, set())
+    return _json({"queues": await store.list_queues(request.app[POOL], timeutil.utcnow(),
+                                                    request.app[SETTINGS].lease_s)})
+
+
+def _queue_action(paused: bool) -> Handler:
+    async def handler(request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if not QUEUE_RE.match(name):
+            raise invalid([FieldError("name", "must be 1-64 characters of letters, digits, _ . : -")])
+        return _json(await store.set_queue_paused(request.app[POOL], name, paused, timeutil.utcnow(),
+                                                  request.app[SETTINGS].lease_s))
+
+    return handler
+
+
 async def list_workers(request: web.Request) -> web.Response:
     workers = await store.list_workers(request.app[POOL], timeutil.utcnow(),
                                        request.app[SETTINGS].lease_s)
@@ -425,6 +442,9 @@ def create_app(settings: ApiSettings, pool: asyncpg.Pool | None = None) -> web.A
     r.add_get(f"/api/runs/{tid}", get_run)
     r.add_get("/api/workers", list_workers)
     r.add_get("/api/stats", get_stats)
+    r.add_get("/api/queues", list_queues)
+    r.add_post("/api/queues/{name}/pause", _queue_action(True))
+    r.add_post("/api/queues/{name}/resume", _queue_action(False))
     r.add_post("/api/workers/{id}/drain", _drain(True))
     r.add_post("/api/workers/{id}/undrain", _drain(False))
     r.add_get("/api/healthz", healthz)

@@ -138,6 +138,8 @@ CREATED = [
 ]
 ID = [{"name": "id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}]
 WID = [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}]
+QNAME = [{"name": "name", "in": "path", "required": True,
+          "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"}}]
 
 
 @cache
@@ -203,6 +205,15 @@ def spec() -> dict[str, Any]:
             "queues": {"type": "array", "items": {"type": "string"}},
             "slots": {"type": "integer"}, "running": {"type": "integer"}, "coordinator": {"type": "string"},
             "draining": {"type": "boolean"}, "connected_at": TS, "last_heartbeat_at": TS}},
+        "Queue": {"type": "object", "required": ["name", "paused", "pending", "running", "due_backlog",
+                                                 "oldest_due_at", "workers"], "properties": {
+            "name": {"type": "string"}, "paused": {"type": "boolean"},
+            "paused_at": {**TS, "nullable": True},
+            "pending": {"type": "integer", "description": "every pending run of the queue"},
+            "running": {"type": "integer"},
+            "due_backlog": {"type": "integer", "description": "pending runs whose due time has passed"},
+            "oldest_due_at": {**TS, "nullable": True, "description": "the due time of the longest-waiting due run"},
+            "workers": {"type": "integer", "description": "connected workers that take the queue"}}},
         "Stats": {"type": "object", "required": ["runs", "tasks", "queues", "due_backlog", "workers", "at"],
                   "description": "Kept counts (updated by the statements that move runs, never counted over "
                                  "history): runs live and within retention, by state and by queue; tasks by state.",
@@ -280,6 +291,16 @@ def spec() -> dict[str, Any]:
         "/api/workers/{id}/undrain": {"parameters": WID, "post": {
             "summary": "Let a drained worker take runs again",
             "responses": {**_ok(_ref("Worker")), **_problem_responses(404)}}},
+        "/api/queues": {"get": {"summary": "Queues: paused, pending, running, due backlog, oldest due, workers",
+                                "responses": {**_ok({"type": "object", "required": ["queues"], "properties": {
+                                    "queues": {"type": "array", "items": _ref("Queue")}}}),
+                                    **_problem_responses(400)}}},
+        "/api/queues/{name}/pause": {"parameters": QNAME, "post": {
+            "summary": "Dispatch nothing new from the queue (running runs finish); a queue no task uses yet may be paused",
+            "responses": {**_ok(_ref("Queue")), **_problem_responses(400)}}},
+        "/api/queues/{name}/resume": {"parameters": QNAME, "post": {
+            "summary": "Let the queue's runs be claimed again",
+            "responses": {**_ok(_ref("Queue")), **_problem_responses(400)}}},
         "/api/stats": {"get": {"summary": "Counts: runs and tasks by state, runs by queue, due backlog, workers",
                                "responses": {**_ok(_ref("Stats")), **_problem_responses(400)}}},
         "/api/healthz": {"get": {"summary": "Liveness and database reachability", "security": [],
@@ -317,6 +338,9 @@ OPERATIONS: dict[tuple[str, str], tuple[str, str]] = {
     ("/api/workers/{id}/drain", "post"): ("drain_worker", "workers"),
     ("/api/workers/{id}/undrain", "post"): ("undrain_worker", "workers"),
     ("/api/stats", "get"): ("get_stats", "operations"),
+    ("/api/queues", "get"): ("list_queues", "queues"),
+    ("/api/queues/{name}/pause", "post"): ("pause_queue", "queues"),
+    ("/api/queues/{name}/resume", "post"): ("resume_queue", "queues"),
     ("/api/healthz", "get"): ("health", "operations"),
     ("/metrics", "get"): ("metrics", "operations"),
 }

@@ -308,6 +308,44 @@ async def stats(pool: asyncpg.Pool, now: datetime, lease_s: float) -> dict[str, 
             "due_backlog": int(row["due_backlog"]), "workers": workers, "at": timeutil.iso(now)}
 
 
+async def list_queues(pool: asyncpg.Pool, now: datetime, lease_s: float,
+                      only: str | None = None) -> list[dict[str, Any]]:
+    """Every queue that has runs or is paused: its pause, live runs (kept counts), due backlog
+    and oldest due time (the due runs), and the connected workers that take it."""
+    counts = (await statements.counts(pool, now=now))["runs"]
+    paused = await statements.paused_queues(pool)
+    backlogs = {r["queue"]: r for r in await statements.queue_backlogs(pool, now=now)}
+    workers = await statements.list_workers(pool, alive_since=now - timedelta(seconds=lease_s))
+    live: dict[str, dict[str, int]] = {}
+    for r in counts:
+        if r["state"] in (RunState.PENDING, RunState.RUNNING):
+            live.setdefault(r["queue"], {})[r["state"]] = int(r["n"])
+    names = sorted({*live, *paused, *backlogs} if only is None else {only})
+    out = []
+    for name in names:
+        b = backlogs.get(name)
+        out.append({
+            "name": name, "paused": name in paused, "paused_at": timeutil.iso(paused.get(name)),
+            "pending": live.get(name, {}).get(RunState.PENDING, 0),
+            "running": live.get(name, {}).get(RunState.RUNNING, 0),
+            "due_backlog": int(b["due_backlog"]) if b else 0,
+            "oldest_due_at": timeutil.iso(b["oldest_due_at"]) if b else None,
+            "workers": sum(1 for w in workers if not w["queues"] or name in w["queues"]),
+        })
+    return out
+
+
+async def set_queue_paused(pool: asyncpg.Pool, name: str, paused: bool, now: datetime,
+                           lease_s: float) -> dict[str, Any]:
+    """Pause (or resume) a queue: the claim skips its pending runs; running runs finish."""
+    if paused:
+        await statements.pause_queue(pool, queue=name, now=now)
+    else:
+        await statements.resume_queue(pool, queue=name, now=now)
+    [view] = await list_queues(pool, now, lease_s, only=name)
+    return view
+
+
 def _worker_view(r: asyncpg.Record) -> dict[str, Any]:
     return {
         "id": r["id"], "name": r["name"], "host": r["host"], "types": list(r["types"]),

@@ -34,6 +34,7 @@ class Fleet:
     """The connected workers as the claim sees them: what each takes, and its free slots."""
 
     takers: tuple[Taker, ...]
+    paused: frozenset[str] = frozenset()  # paused queues
 
     def for_run(self, type_: str, queue: str) -> list[Taker]:
         return [t for t in self.takers if type_ in t.types and (not t.queues or queue in t.queues)]
@@ -44,8 +45,10 @@ class Fleet:
 
 async def fleet(conn: asyncpg.Pool | asyncpg.Connection, now: datetime, lease_s: float) -> Fleet:
     rows = await statements.list_workers(conn, alive_since=now - timedelta(seconds=lease_s))
+    paused = await statements.paused_queues(conn)
     return Fleet(tuple(Taker(frozenset(r["types"]), frozenset(r["queues"]),
-                             0 if r["draining"] else max(0, r["slots"] - r["running"])) for r in rows))
+                             0 if r["draining"] else max(0, r["slots"] - r["running"])) for r in rows),
+                 frozenset(paused))
 
 
 def _wait(reason: str, detail: str, until: datetime | None = None) -> dict[str, Any]:
@@ -65,6 +68,8 @@ def waiting(*, state: str, due_at: datetime | None, reason: str, type_: str, que
         return _wait("task_paused", "the task was parked after its runs kept losing their workers; resume it")
     if task_status == TaskStatus.PAUSED:
         return _wait("task_paused", "the task is paused; POST /api/tasks/{id}/resume to let it run")
+    if queue in fleet.paused:
+        return _wait("queue_paused", f"queue {queue!r} is paused; POST /api/queues/{queue}/resume to let it run")
     if not _infinite(due_at) and due_at > now:
         if reason == "retry":
             return _wait("backoff", "a retry, waiting out its backoff", due_at)

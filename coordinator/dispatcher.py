@@ -59,11 +59,19 @@ class Dispatcher:
         self._timer_at: float | None = None  # unix seconds
         self.stopping = False
         self.paused = False  # the coordinator lost its database: claim nothing
+        # Queues an operator paused, read again when a NOTIFY says they changed, after the
+        # listener reconnects, and at every safety poll.
+        self.paused_queues: tuple[str, ...] = ()
+        self._queues_stale = True
 
     # ---- wake-ups ----
 
     def poke(self) -> None:
         self._wake.set()
+
+    def queues_changed(self) -> None:
+        self._queues_stale = True
+        self.poke()
 
     def due_at(self, unix_s: float) -> None:
         """Some run becomes due at `unix_s`: wake now, or arm the timer for just before then
@@ -92,7 +100,7 @@ class Dispatcher:
                 async with asyncio.timeout(self.settings.poll_interval_s):
                     await self._wake.wait()
             except TimeoutError:
-                pass
+                self._queues_stale = True  # the safety poll re-reads the pauses too
             self._wake.clear()
             if self.stopping:
                 break
@@ -118,6 +126,9 @@ class Dispatcher:
         back full (more may be due right now)."""
         if self.paused:
             return False
+        if self._queues_stale:
+            self._queues_stale = False
+            self.paused_queues = tuple(await statements.paused_queues(self.pool))
         groups: dict[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]], list[WorkerConn]] = defaultdict(list)
         for w in self.registry.workers.values():
             if w.free:
@@ -145,7 +156,8 @@ class Dispatcher:
 
     async def _arm_timer(self, types: tuple[str, ...], queues: tuple[str, ...]) -> None:
         horizon = self.clock() + timedelta(seconds=self.settings.claim_ahead_s)
-        nxt = await statements.next_due(self.pool, after=horizon, types=types, queues=queues)
+        nxt = await statements.next_due(self.pool, after=horizon, types=types, queues=queues,
+                                        paused=self.paused_queues)
         if nxt is not None:
             self.due_at(nxt.timestamp())
 
@@ -155,7 +167,8 @@ class Dispatcher:
         async with self.pool.acquire() as conn, conn.transaction():
             rows = await statements.claim(conn, now=now, horizon=now + timedelta(seconds=s.claim_ahead_s), types=types,
                                        queues=queues, slots=slots, coordinator_id=s.coordinator_id,
-                                       lease_s=s.leases.lease_s, timeout_grace_s=s.timeout_grace_s)
+                                       lease_s=s.leases.lease_s, timeout_grace_s=s.timeout_grace_s,
+                                       paused=self.paused_queues)
             # A run of a task that stopped being active while the run was being made (the
             # command's snapshot could not see it) is settled here instead of dispatched.
             inactive = [r.id for r in rows if r.task_status != "active"]

@@ -19,17 +19,20 @@ log = logs.get("skiplock.listen")
 WAKE = "skiplock_wake"
 CANCEL = "skiplock_cancel"
 DRAIN = "skiplock_drain"
+QUEUES = "skiplock_queues"  # a queue was paused or resumed
 
 
 class Listener:
     def __init__(self, url: str, on_due: Callable[[float], None],
                  on_cancel: Callable[[str, str | None, str], object], on_reconnect: Callable[[], None],
-                 on_drain: Callable[[str, bool], object] | None = None) -> None:
+                 on_drain: Callable[[str, bool], object] | None = None,
+                 on_queues: Callable[[], None] | None = None) -> None:
         self.url = url
         self.on_due = on_due
         self.on_cancel = on_cancel
         self.on_reconnect = on_reconnect
         self.on_drain = on_drain
+        self.on_queues = on_queues
         self.connected = asyncio.Event()
 
     def _wake(self, _c: Any, _pid: int, _channel: str, payload: str) -> None:
@@ -44,6 +47,10 @@ class Listener:
             self.on_cancel(str(msg["run_id"]), msg.get("worker_id"), msg.get("reason", "cancelled"))
         except (ValueError, KeyError, TypeError):
             log.warning("bad_cancel_notification", payload=payload[:200])
+
+    def _queues(self, _c: Any, _pid: int, _channel: str, _payload: str) -> None:
+        if self.on_queues is not None:
+            self.on_queues()
 
     def _drain(self, _c: Any, _pid: int, _channel: str, payload: str) -> None:
         try:
@@ -64,6 +71,7 @@ class Listener:
                 await conn.add_listener(WAKE, self._wake)
                 await conn.add_listener(CANCEL, self._cancel)
                 await conn.add_listener(DRAIN, self._drain)
+                await conn.add_listener(QUEUES, self._queues)
                 self.connected.set()
                 self.on_reconnect()
                 backoff = 0.1

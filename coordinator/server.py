@@ -110,7 +110,8 @@ async def build(settings: CoordinatorSettings) -> Coordinator:
     leases = LeaseKeeper(pool, settings, metrics)
     sessions = WorkerSessionService(pool, settings, registry, dispatcher, results, leases, metrics)
     listener = Listener(settings.database_url, on_due=dispatcher.due_at, on_cancel=sessions.cancel,
-                        on_reconnect=dispatcher.poke, on_drain=sessions.set_drain)
+                        on_reconnect=dispatcher.queues_changed, on_drain=sessions.set_drain,
+                        on_queues=dispatcher.queues_changed)
     server = grpc.aio.server(options=GRPC_OPTIONS)
     pb_grpc.add_WorkerSessionServicer_to_server(sessions, server)
     pb_grpc.add_AdminServicer_to_server(AdminService(pool, settings, registry, metrics, sessions.set_drain), server)

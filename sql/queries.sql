@@ -73,6 +73,9 @@ WITH picked AS (
       AND due_at <= $9
       AND type = ANY($2::text[])
       AND (cardinality($3::text[]) = 0 OR queue = ANY($3::text[]))
+      -- $10: the paused queues as this coordinator knows them (a constant, so the plan stays
+      -- the claim's); the update below checks the table itself, so a pause is exact.
+      AND queue <> ALL($10::text[])
     ORDER BY priority DESC, due_at
     LIMIT $4
     FOR UPDATE SKIP LOCKED
@@ -89,6 +92,7 @@ SET state = 'running',
     deadline_at = $1 + make_interval(secs => t.timeout_s + $8)
 FROM numbered, skiplock_tasks t
 WHERE r.ctid = numbered.ctid AND t.id = r.task_id
+  AND r.queue <> ALL(ARRAY(SELECT queue FROM skiplock_queue_pauses))
 RETURNING r.id, r.lease_token, r.task_id, t.name AS task_name, r.type, t.payload::text AS payload, r.due_at,
           r.attempt, t.max_attempts, t.timeout_s, r.scheduled_for, r.queue, r.priority,
           r.worker_id, r.reason, t.cron, t.timezone, t.catch_up, t.overlap, t.status AS task_status;
@@ -176,12 +180,16 @@ SET state = 'pending', started_at = NULL, worker_id = NULL, coordinator_id = NUL
 WHERE id = ANY($1::uuid[]) AND state = 'running';
 
 -- name: next_due
--- The earliest pending run after $1 that these workers could take (for the wake-up timer).
-SELECT min(due_at)
+-- The earliest pending run after $1 that these workers could take (for the wake-up timer);
+-- a paused queue's runs ($4, as this coordinator knows them) are not: resume wakes them.
+SELECT due_at
 FROM skiplock_runs
 WHERE state = 'pending' AND due_at > $1 AND due_at < 'infinity'
   AND type = ANY($2::text[])
-  AND (cardinality($3::text[]) = 0 OR queue = ANY($3::text[]));
+  AND (cardinality($3::text[]) = 0 OR queue = ANY($3::text[]))
+  AND queue <> ALL($4::text[])
+ORDER BY due_at
+LIMIT 1;
 
 -- name: finish_runs
 -- Apply worker results. A row counts only while the run is `running` under the same lease
@@ -557,3 +565,30 @@ DELETE FROM skiplock_workers WHERE coalesce(disconnected_at, last_heartbeat_at) 
 -- partitions made ahead and dropped behind per class retention, old rows of the DEFAULT
 -- partitions, stale kept runs, counter rows of gone backends.
 SELECT * FROM skiplock_maintain_history($1, make_interval(secs => $2), make_interval(secs => $3), $4);
+
+-- name: pause_queue
+-- An operator pauses a queue: its pending runs are not claimed until it is resumed.
+WITH p AS (
+    INSERT INTO skiplock_queue_pauses (queue, paused_at) VALUES ($1, $2)
+    ON CONFLICT (queue) DO NOTHING
+    RETURNING queue
+)
+SELECT pg_notify('skiplock_queues', queue) FROM p;
+
+-- name: resume_queue
+-- An operator resumes a queue: its due runs may be claimed now, so coordinators are woken.
+WITH gone AS (DELETE FROM skiplock_queue_pauses WHERE queue = $1 RETURNING queue)
+SELECT pg_notify('skiplock_queues', queue), pg_notify('skiplock_wake', extract(epoch FROM $2::timestamptz)::text)
+FROM gone;
+
+-- name: paused_queues
+-- Every paused queue, with when it was paused.
+SELECT queue, paused_at FROM skiplock_queue_pauses ORDER BY queue;
+
+-- name: queue_backlogs
+-- Per queue: pending runs already due and the oldest due time among them. Read from the
+-- claim's partial index, so it costs the due backlog, not the history or the future.
+SELECT queue, count(*) AS due_backlog, min(due_at) AS oldest_due_at
+FROM skiplock_runs
+WHERE state = 'pending' AND due_at <= $1
+GROUP BY queue;

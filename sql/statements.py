@@ -83,10 +83,12 @@ class EndedRun(Row):
 
 
 async def claim(conn: Conn, *, now: datetime, horizon: datetime, types: Sequence[str], queues: Sequence[str],
-                slots: Sequence[str], coordinator_id: str, lease_s: float, timeout_grace_s: float) -> list[ClaimedRun]:
-    """Claim up to len(slots) runs due by `horizon`, one per slot (a worker id each)."""
+                slots: Sequence[str], coordinator_id: str, lease_s: float, timeout_grace_s: float,
+                paused: Sequence[str] = ()) -> list[ClaimedRun]:
+    """Claim up to len(slots) runs due by `horizon`, one per slot (a worker id each), none
+    of a paused queue (`paused`: those this coordinator knows of; the statement checks too)."""
     rows = await conn.fetch(query("claim"), now, list(types), list(queues), len(slots), list(slots), coordinator_id,
-                            lease_s, timeout_grace_s, horizon)
+                            lease_s, timeout_grace_s, horizon, list(paused))
     return _typed(ClaimedRun, rows)
 
 
@@ -114,9 +116,10 @@ async def heartbeats(conn: Conn, *, worker_ids: Sequence[str], running: Sequence
                             list(tokens), list(run_workers), now, lease_s, coordinator_id)
 
 
-async def next_due(conn: Conn, *, after: datetime, types: Sequence[str], queues: Sequence[str]) -> datetime | None:
+async def next_due(conn: Conn, *, after: datetime, types: Sequence[str], queues: Sequence[str],
+                   paused: Sequence[str] = ()) -> datetime | None:
     """The earliest finite due time after `after` that these workers could take."""
-    return await conn.fetchval(query("next_due"), after, list(types), list(queues))
+    return await conn.fetchval(query("next_due"), after, list(types), list(queues), list(paused))
 
 
 async def settle_inactive_runs(conn: Conn, *, run_ids: Sequence[uuid.UUID], now: datetime) -> None:
@@ -322,3 +325,21 @@ async def repoint_pending_runs(conn: Conn, *, task_id: uuid.UUID) -> None:
 
 async def move_pending_run(conn: Conn, *, task_id: uuid.UUID, run_at: datetime, now: datetime) -> None:
     await conn.fetch(query("move_pending_run"), task_id, run_at, now)
+
+
+# --- queues ----------------------------------------------------------------------------------
+
+async def pause_queue(conn: Conn, *, queue: str, now: datetime) -> None:
+    await conn.fetch(query("pause_queue"), queue, now)
+
+
+async def resume_queue(conn: Conn, *, queue: str, now: datetime) -> None:
+    await conn.fetch(query("resume_queue"), queue, now)
+
+
+async def paused_queues(conn: Conn) -> dict[str, datetime]:
+    return {r["queue"]: r["paused_at"] for r in await conn.fetch(query("paused_queues"))}
+
+
+async def queue_backlogs(conn: Conn, *, now: datetime) -> list[asyncpg.Record]:
+    return await conn.fetch(query("queue_backlogs"), now)

@@ -321,3 +321,20 @@ async def test_cli_covers_the_task_life_cycle_runs_workers_and_errors(cluster: C
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "--payload" in bad.stderr
     rc, err = await run(_cli_json, cluster, "tasks", "get", "00000000-0000-0000-0000-000000000000")
     assert rc == 1 and err["error"]["status"] == 404
+
+
+async def test_a_paused_queue_holds_its_runs_until_resumed(cluster: Cluster) -> None:
+    status, q = await cluster.request("POST", "/api/queues/held/pause")
+    assert status == 200 and q["paused"]
+    held = await create(cluster, {"type": "noop", "queue": "held"})
+    free = await create(cluster, {"type": "noop"})  # due with it, created after it
+    assert (await cluster.wait_task(free["id"]))["state"] == "succeeded"
+    status, task = await cluster.request("GET", f"/api/tasks/{held['id']}")
+    assert task["state"] == "scheduled" and task["waiting"]["reason"] == "queue_paused"
+    status, queues = await cluster.request("GET", "/api/queues")
+    [view] = [x for x in queues["queues"] if x["name"] == "held"]
+    assert view["paused"] and view["pending"] == 1 and view["due_backlog"] == 1 and view["workers"] >= 1
+    status, _ = await cluster.request("POST", "/api/queues/held/resume")
+    assert status == 200
+    # Within the safety poll (5 s): the resume is heard by NOTIFY, not found by polling.
+    assert (await cluster.wait_task(held["id"], timeout=3))["state"] == "succeeded", "resume wakes the coordinator"

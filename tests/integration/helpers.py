@@ -32,7 +32,7 @@ async def claim(pool: asyncpg.Pool, now: datetime, n: int, worker: str = "w1", t
     from skiplock.sql import query
 
     return await pool.fetch(query("claim"), now, list(types), list(queues), n, [worker] * n, coordinator, lease_s, 5.0,
-                            now)
+                            now, [])
 
 
 async def add_runs(pool: asyncpg.Pool, task_id: str, now: datetime, count: int) -> None:

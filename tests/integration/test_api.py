@@ -214,6 +214,22 @@ async def test_list_filters_and_cursor_paging(api: Client) -> None:
     assert len(page["tasks"]) == 26
 
 
+async def test_queue_endpoints(api: Client) -> None:
+    await api("POST", "/api/tasks", {"type": "x", "queue": "bulk"})
+    status, q, _ = await api("POST", "/api/queues/bulk/pause")
+    assert status == 200 and q["paused"] and q["pending"] == 1
+    status, body, _ = await api("GET", "/api/queues")
+    assert status == 200 and [x["name"] for x in body["queues"]] == ["bulk"]
+    _, task_page, _ = await api("GET", "/api/tasks?queue=bulk")
+    assert task_page["tasks"][0]["waiting"]["reason"] == "queue_paused"
+    status, q, _ = await api("POST", "/api/queues/bulk/resume")
+    assert status == 200 and not q["paused"]
+    status, problem, _ = await api("POST", "/api/queues/-bad/pause")
+    assert status == 400 and problem["errors"][0]["field"] == "name"
+    status, spec, _ = await api("GET", "/api/openapi.json")
+    assert {"/api/queues", "/api/queues/{name}/pause", "/api/queues/{name}/resume"} <= set(spec["paths"])
+
+
 async def test_lists_filter_by_creation_time(api: Client, pool: asyncpg.Pool) -> None:
     _, body, _ = await api("POST", "/api/tasks/batch", {"tasks": [{"type": "report", "name": f"r{i}"}
                                                                   for i in range(3)]})

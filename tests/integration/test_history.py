@@ -294,7 +294,7 @@ async def test_the_migration_keeps_existing_tasks_and_history(pg_admin_url: str)
                         0, $1, $1, NULL, NULL, $1)""", recent, datetime(2024, 1, 1, tzinfo=UTC))
         finally:
             await conn.close()
-        assert await db.migrate(url) == ["0006_history"]
+        assert (await db.migrate(url))[0] == "0006_history"
         conn = await asyncpg.connect(url)
         try:
             day = recent.strftime("%Y%m%d")

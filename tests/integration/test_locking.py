@@ -25,7 +25,7 @@ async def _cancel_while_claim_holds_the_slot(pool: asyncpg.Pool, command: str) -
     task = await create(pool, NOW - timedelta(minutes=5), cron="* * * * *")
     due = NOW + timedelta(seconds=1)
     async with pool.acquire() as claimer, claimer.transaction():
-        [row] = await claimer.fetch(query("claim"), due, ["noop"], [], 1, ["w1"], "c1", 10.0, 5.0, due)
+        [row] = await claimer.fetch(query("claim"), due, ["noop"], [], 1, ["w1"], "c1", 10.0, 5.0, due, [])
         # Unwrapped: the retry on deadlock would hide the very deadlock this test is about.
         fn = {"cancel": store.cancel_task, "pause": store.pause_task}[command].__wrapped__  # type: ignore[attr-defined]
         api = asyncio.create_task(fn(pool, uuid.UUID(task["id"]), due))

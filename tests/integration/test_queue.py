@@ -68,7 +68,7 @@ async def test_claim_uses_the_partial_index(pool: asyncpg.Pool) -> None:
                           FROM generate_series(1, 20000) AS i""", uuid.UUID(other["id"]), NOW)
     await pool.execute("ANALYZE skiplock_runs")
     plan = "\n".join(r[0] for r in await pool.fetch(
-        "EXPLAIN " + query("claim"), NOW, ["noop"], [], 10, ["w"] * 10, "c", 10.0, 5.0, NOW))
+        "EXPLAIN " + query("claim"), NOW, ["noop"], [], 10, ["w"] * 10, "c", 10.0, 5.0, NOW, []))
     assert "skiplock_runs_claim" in plan, plan
     assert "Tid Scan" in plan, plan
 
