@@ -110,6 +110,11 @@ TASK_FIELDS: dict[str, Any] = {
                             "description": "caps each retry's delay; 300 when absent"},
     "retry_jitter": {"type": "boolean", "description": "true when absent"},
     "idempotency_key": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": NO_NUL},
+    "concurrency": {"type": "object", "required": ["key"], "additionalProperties": False,
+                    "description": "at most `limit` runs of tasks sharing `key` are running at once, cluster-wide",
+                    "properties": {"key": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": NO_NUL},
+                                   "limit": {"type": "integer", "minimum": 1, "maximum": 10000,
+                                             "description": "1 when absent"}}},
 }
 # The payload a type needs: http and shell have theirs; any other type takes any object.
 BY_TYPE = {"anyOf": [
@@ -166,7 +171,9 @@ def spec() -> dict[str, Any]:
                                    "cron": "*/5 * * * *", "timezone": "Europe/Berlin", "max_attempts": 3}},
         "TaskPatch": {"type": "object", "minProperties": 1, "additionalProperties": False,
                       "description": "Absent fields keep their value; cron only for cron tasks, run_at only for one-off tasks",
-                      "properties": {k: v for k, v in TASK_FIELDS.items() if k not in ("type", "delay_s", "idempotency_key")},
+                      "properties": {**{k: v for k, v in TASK_FIELDS.items() if k not in ("type", "delay_s", "idempotency_key", "concurrency")},
+                                     "concurrency": {**TASK_FIELDS["concurrency"], "nullable": True,
+                                                     "description": "null removes it"}},
                       "not": {"required": ["run_at", "cron"]}},
         "Run": {"type": "object", "properties": {
             "id": {"type": "string"}, "task_id": {"type": "string"}, "attempt": {"type": "integer"},
@@ -192,6 +199,8 @@ def spec() -> dict[str, Any]:
             "max_attempts": {"type": "integer"}, "timeout_s": {"type": "number"},
             "retry_backoff_s": {"type": "number"}, "retry_backoff_max_s": {"type": "number"},
             "retry_jitter": {"type": "boolean"}, "idempotency_key": {"type": "string", "nullable": True},
+            "concurrency": {"type": "object", "nullable": True, "properties": {
+                "key": {"type": "string"}, "limit": {"type": "integer"}}},
             "quarantined": {"type": "boolean"}, "lost_runs": {"type": "integer"},
             "created_at": TS, "updated_at": TS,
             "last_run": {"allOf": [_ref("Run")], "nullable": True},

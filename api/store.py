@@ -52,6 +52,7 @@ def _spec_record(spec: TaskSpec, task_id: uuid.UUID) -> dict[str, Any]:
         "retry_backoff_max_s": spec.retry_backoff_max_s, "retry_jitter": spec.retry_jitter,
         "idempotency_key": spec.idempotency_key,
         "request_hash": spec.request_hash() if spec.idempotency_key is not None else None,
+        "concurrency_key": spec.concurrency_key, "concurrency_limit": spec.concurrency_limit,
     }
 
 
@@ -129,7 +130,9 @@ async def _with_last_runs(conn: asyncpg.Connection | asyncpg.Pool, rows: list[as
         return []
     last = {r["task_id"]: r for r in await statements.last_runs(conn, tasks=rows)}
     now = timeutil.utcnow()
-    fleet = fleet or await waiting.fleet(conn, now, lease_s)
+    keys = {r["concurrency_key"] for r in rows if r["concurrency_key"] is not None}
+    if fleet is None or (keys - fleet.holders.keys()):
+        fleet = await waiting.fleet(conn, now, lease_s, keys=keys)
     return [task_view(r, last.get(r["id"]), waiting.task_waiting(r, fleet, now)) for r in rows]
 
 
@@ -187,7 +190,9 @@ async def list_runs(pool: asyncpg.Pool, *, state: str | None, type_: str | None,
 async def _run_views(pool: asyncpg.Pool | asyncpg.Connection, rows: list[asyncpg.Record],
                      lease_s: float) -> list[dict[str, Any]]:
     now = timeutil.utcnow()
-    fleet = await waiting.fleet(pool, now, lease_s) if any(r["state"] == "pending" for r in rows) else None
+    pending = [r for r in rows if r["state"] == "pending"]
+    keys = {r["concurrency_key"] for r in pending if r["concurrency_key"] is not None}
+    fleet = await waiting.fleet(pool, now, lease_s, keys=keys) if pending else None
     return [run_view(r, waiting.run_waiting(r, r["task_status"], fleet, now) if fleet else None) for r in rows]
 
 
@@ -276,7 +281,7 @@ async def patch_task(pool: asyncpg.Pool, task_id: uuid.UUID, body: Any, now: dat
         changes = validate(body, task["type"], task["cron"])
         encoded = {k: (timeutil.iso(v) if isinstance(v, datetime) else v) for k, v in changes.items()}
         new = await statements.patch_task(conn, task_id=task_id, changes=encoded, now=now)
-        if "queue" in changes or "priority" in changes:
+        if {"queue", "priority", "concurrency"} & changes.keys():
             await statements.repoint_pending_runs(conn, task_id=task_id)
         if new["cron"] and {"cron", "timezone"} & changes.keys():
             await statements.drop_pending_slots(conn, task_id=task_id)

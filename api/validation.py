@@ -41,11 +41,11 @@ HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 CREATE_FIELDS = frozenset({
     "name", "type", "payload", "run_at", "delay_s", "cron", "timezone", "queue", "priority",
     "max_attempts", "timeout_s", "retry_backoff_s", "retry_backoff_max_s", "retry_jitter",
-    "idempotency_key", "catch_up", "overlap",
+    "idempotency_key", "catch_up", "overlap", "concurrency",
 })
 PATCH_FIELDS = frozenset({
     "name", "payload", "run_at", "cron", "timezone", "queue", "priority", "max_attempts",
-    "timeout_s", "retry_backoff_s", "retry_backoff_max_s", "retry_jitter", "catch_up", "overlap",
+    "timeout_s", "retry_backoff_s", "retry_backoff_max_s", "retry_jitter", "catch_up", "overlap", "concurrency",
 })
 HTTP_PAYLOAD_FIELDS = frozenset({"method", "url", "headers", "json", "body", "timeout_s",
                                  "expect_status", "retry_on_status"})
@@ -73,6 +73,8 @@ class TaskSpec:
     retry_backoff_max_s: float = 300.0
     retry_jitter: bool = True
     idempotency_key: str | None = None
+    concurrency_key: str | None = None
+    concurrency_limit: int | None = None
 
     def request_hash(self) -> str:
         """A fingerprint of what was asked (not of when): two creates with one idempotency
@@ -306,7 +308,26 @@ def _schedule(errs: Errors, prefix: str, body: dict[str, Any], spec: TaskSpec) -
                 setattr(spec, key, body[key])
 
 
+def _concurrency(errs: Errors, prefix: str, value: Any, spec: TaskSpec) -> None:
+    """`concurrency`: {"key": 1-200 characters, "limit": 1-10,000 (default 1)}; null (PATCH) removes it."""
+    if value is None:
+        spec.concurrency_key, spec.concurrency_limit = None, None
+        return
+    if not isinstance(value, dict):
+        errs.add(f"{prefix}concurrency", 'must be an object: {"key": str, "limit": int}')
+        return
+    _unknown(errs, f"{prefix}concurrency.", value, frozenset({"key", "limit"}))
+    if "key" not in value:
+        errs.add(f"{prefix}concurrency.key", "is required: the runs of tasks sharing it are limited together")
+    key = _string(errs, f"{prefix}concurrency.key", value.get("key"), lo=1, hi=200) if "key" in value else None
+    limit = _integer(errs, f"{prefix}concurrency.limit", value.get("limit", 1), lo=1, hi=10000)
+    if key is not None and limit is not None:
+        spec.concurrency_key, spec.concurrency_limit = key, limit
+
+
 def _policy(errs: Errors, prefix: str, body: dict[str, Any], spec: TaskSpec) -> None:
+    if "concurrency" in body:
+        _concurrency(errs, prefix, body["concurrency"], spec)
     if "queue" in body:
         q = body["queue"]
         if not isinstance(q, str) or not QUEUE_RE.match(q):
@@ -395,7 +416,7 @@ def validate_patch(body: Any, current_type: str, current_cron: str | None) -> tu
     if "type" in body:
         errs.add("type", "cannot be changed; create a new task")
     _unknown(errs, "", {k: v for k, v in body.items() if k != "type"}, PATCH_FIELDS)
-    _no_nulls(errs, "", body, PATCH_FIELDS)
+    _no_nulls(errs, "", body, PATCH_FIELDS - {"concurrency"})  # concurrency: null removes it
     changes: dict[str, Any] = {}
     if "name" in body:
         changes["name"] = _string(errs, "name", body["name"])
@@ -429,6 +450,9 @@ def validate_patch(body: Any, current_type: str, current_cron: str | None) -> tu
                 "retry_backoff_max_s", "retry_jitter"):
         if key in body:
             changes[key] = getattr(probe, key)
+    if "concurrency" in body:
+        changes["concurrency"] = (None if probe.concurrency_key is None else
+                                  {"key": probe.concurrency_key, "limit": probe.concurrency_limit})
     if errs.items:
         return {}, errs.items
     return changes, []

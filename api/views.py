@@ -77,6 +77,8 @@ def task_view(t: Mapping[str, Any], last_run: Mapping[str, Any] | None,
         "retry_backoff_max_s": t["retry_backoff_max_s"],
         "retry_jitter": t["retry_jitter"],
         "idempotency_key": t["idempotency_key"],
+        "concurrency": ({"key": t["concurrency_key"], "limit": t["concurrency_limit"]}
+                        if t["concurrency_key"] is not None else None),
         "quarantined": status == TaskStatus.QUARANTINED,
         "lost_runs": t["lost_runs"],
         "created_at": timeutil.iso(t["created_at"]),

@@ -9,7 +9,7 @@ rate_limit wins.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -35,6 +35,8 @@ class Fleet:
 
     takers: tuple[Taker, ...]
     paused: frozenset[str] = frozenset()  # paused queues
+    # Concurrency key → the runs holding its slots (for the keys of the rows at hand).
+    holders: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def for_run(self, type_: str, queue: str) -> list[Taker]:
         return [t for t in self.takers if type_ in t.types and (not t.queues or queue in t.queues)]
@@ -43,12 +45,15 @@ class Fleet:
         return any(type_ in t.types for t in self.takers)
 
 
-async def fleet(conn: asyncpg.Pool | asyncpg.Connection, now: datetime, lease_s: float) -> Fleet:
+async def fleet(conn: asyncpg.Pool | asyncpg.Connection, now: datetime, lease_s: float,
+                keys: Iterable[str] = ()) -> Fleet:
     rows = await statements.list_workers(conn, alive_since=now - timedelta(seconds=lease_s))
     paused = await statements.paused_queues(conn)
+    keys = sorted(set(keys))
+    held = await statements.concurrency_holders(conn, keys=keys) if keys else {}
     return Fleet(tuple(Taker(frozenset(r["types"]), frozenset(r["queues"]),
                              0 if r["draining"] else max(0, r["slots"] - r["running"])) for r in rows),
-                 frozenset(paused))
+                 frozenset(paused), {k: tuple(str(i) for i in held.get(k, ())) for k in keys})
 
 
 def _wait(reason: str, detail: str, until: datetime | None = None) -> dict[str, Any]:
@@ -60,7 +65,8 @@ def _infinite(value: datetime) -> bool:
 
 
 def waiting(*, state: str, due_at: datetime | None, reason: str, type_: str, queue: str, task_status: str,
-            fleet: Fleet, now: datetime) -> dict[str, Any] | None:
+            fleet: Fleet, now: datetime, concurrency_key: str | None = None,
+            concurrency_limit: int | None = None) -> dict[str, Any] | None:
     """`waiting` of one run (None unless it is pending)."""
     if state != "pending" or due_at is None:
         return None
@@ -84,12 +90,17 @@ def waiting(*, state: str, due_at: datetime | None, reason: str, type_: str, que
     if not any(t.free for t in takers):
         return _wait("no_worker", f"all {len(takers)} connected worker(s) that take type {type_!r} are busy or "
                      "draining; it starts when a slot frees")
+    held = fleet.holders.get(concurrency_key or "", ())
+    if concurrency_key is not None and concurrency_limit is not None and len(held) >= concurrency_limit:
+        return _wait("concurrency", f"concurrency key {concurrency_key!r} allows {concurrency_limit} at once; "
+                     f"running now: {', '.join(held)}; it starts when one of them ends")
     return _wait("no_worker", "due now; being handed to a worker with a free slot")
 
 
 def run_waiting(r: Mapping[str, Any], task_status: str, fleet: Fleet, now: datetime) -> dict[str, Any] | None:
     return waiting(state=r["state"], due_at=r["due_at"], reason=r["reason"], type_=r["type"], queue=r["queue"],
-                   task_status=task_status, fleet=fleet, now=now)
+                   task_status=task_status, fleet=fleet, now=now, concurrency_key=r["concurrency_key"],
+                   concurrency_limit=r["concurrency_limit"])
 
 
 def task_waiting(t: Mapping[str, Any], fleet: Fleet, now: datetime) -> dict[str, Any] | None:
@@ -97,7 +108,8 @@ def task_waiting(t: Mapping[str, Any], fleet: Fleet, now: datetime) -> dict[str,
     if t["pending_due"] is None or t["status"] not in (TaskStatus.ACTIVE, TaskStatus.PAUSED, TaskStatus.QUARANTINED):
         return None
     return waiting(state="pending", due_at=t["pending_due"], reason=t["pending_reason"], type_=t["type"],
-                   queue=t["queue"], task_status=t["status"], fleet=fleet, now=now)
+                   queue=t["queue"], task_status=t["status"], fleet=fleet, now=now,
+                   concurrency_key=t["concurrency_key"], concurrency_limit=t["concurrency_limit"])
 
 
 def create_warnings(types: Iterable[str], fleet: Fleet) -> dict[str, list[str]]:

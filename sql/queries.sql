@@ -16,16 +16,16 @@
 INSERT INTO skiplock_tasks (id, name, type, payload, queue, priority, run_at, cron, timezone,
                             catch_up, overlap, max_attempts, timeout_s, retry_backoff_s,
                             retry_backoff_max_s, retry_jitter, idempotency_key, request_hash,
-                            created_at, updated_at)
+                            concurrency_key, concurrency_limit, created_at, updated_at)
 SELECT id, name, type, payload, queue, priority, run_at, cron, timezone, catch_up, overlap,
        max_attempts, timeout_s, retry_backoff_s, retry_backoff_max_s, retry_jitter,
-       idempotency_key, request_hash, $2, $2
+       idempotency_key, request_hash, concurrency_key, concurrency_limit, $2, $2
 FROM jsonb_to_recordset($1::jsonb) AS t(
     id uuid, name text, type text, payload jsonb, queue text, priority integer,
     run_at timestamptz, cron text, timezone text, catch_up text, overlap text,
     max_attempts integer, timeout_s double precision, retry_backoff_s double precision,
     retry_backoff_max_s double precision, retry_jitter boolean, idempotency_key text,
-    request_hash text)
+    request_hash text, concurrency_key text, concurrency_limit integer)
 ON CONFLICT (idempotency_key) DO NOTHING
 RETURNING id;
 
@@ -34,18 +34,23 @@ RETURNING id;
 SELECT id, idempotency_key, request_hash FROM skiplock_tasks WHERE idempotency_key = ANY($1::text[]);
 
 -- name: insert_runs
--- New pending runs (first runs, retries, cron slots); wakes coordinators in the same
+-- New pending runs (first runs, retries, cron slots), with their task's concurrency key;
+-- wakes coordinators in the same
 -- transaction with the earliest due time (unix seconds) as payload. With $11 (cron slots),
 -- a slot that already ended (moved to the history, so the hot table's unique key no longer
 -- sees it) is not made again; the history is searched from a day before the slot on, since
 -- a run cannot end before it is due.
 WITH ins AS (
     INSERT INTO skiplock_runs (id, task_id, attempt, type, queue, priority, scheduled_for,
-                               due_at, reason, created_at)
-    SELECT id, task_id, attempt, type, queue, priority, scheduled_for, due_at, reason, $10
+                               due_at, reason, created_at, concurrency_key, concurrency_limit)
+    SELECT r.id, r.task_id, r.attempt, r.type, r.queue, r.priority, r.scheduled_for, r.due_at, r.reason, $10,
+           k.concurrency_key, k.concurrency_limit
     FROM unnest($1::uuid[], $2::uuid[], $3::integer[], $4::text[], $5::text[], $6::integer[],
                 $7::timestamptz[], $8::timestamptz[], $9::text[])
          AS r(id, task_id, attempt, type, queue, priority, scheduled_for, due_at, reason)
+    -- the task's concurrency key, copied like type and queue (a key lookup per run)
+    LEFT JOIN LATERAL (SELECT t.concurrency_key, t.concurrency_limit FROM skiplock_tasks t
+                       WHERE t.id = r.task_id) k ON true
     WHERE NOT $11::boolean
        OR NOT EXISTS (SELECT 1 FROM skiplock_run_history h
                       WHERE h.task_id = r.task_id AND h.scheduled_for = r.scheduled_for
@@ -65,22 +70,51 @@ HAVING count(*) > 0;
 -- little past now ($1): a run due within it is claimed early and its worker holds it until
 -- its due time, so the claim's own cost (a fleet of cron slots) is not paid in lateness.
 -- The update finds the picked rows by ctid (a TID scan, whatever the planner thinks of the
--- table): the rows are locked, so their ctid cannot change within the statement.
+-- table): the rows are locked, so their ctid cannot change within the statement. A run with a
+-- concurrency key is claimed only with a slot of its key (see 0008_concurrency.sql).
 WITH picked AS (
-    SELECT id, ctid
+    SELECT id, ctid, queue, concurrency_key AS ckey, concurrency_limit AS climit, priority, due_at
     FROM skiplock_runs
     WHERE state = 'pending'
       AND due_at <= $9
       AND type = ANY($2::text[])
       AND (cardinality($3::text[]) = 0 OR queue = ANY($3::text[]))
       -- $10: the paused queues as this coordinator knows them (a constant, so the plan stays
-      -- the claim's); the update below checks the table itself, so a pause is exact.
+      -- the claim's); `allowed` checks the table itself, so a pause is exact.
       AND queue <> ALL($10::text[])
+      -- A key whose slots look taken is passed over, so it cannot crowd out other work.
+      -- This count is only a filter: the guarantee is the slots' primary key below.
+      AND (concurrency_key IS NULL
+           OR (SELECT count(*) FROM skiplock_concurrency_slots s
+               WHERE s.key = skiplock_runs.concurrency_key) < concurrency_limit)
     ORDER BY priority DESC, due_at
     LIMIT $4
     FOR UPDATE SKIP LOCKED
+), allowed AS (
+    SELECT * FROM picked
+    WHERE NOT EXISTS (SELECT 1 FROM skiplock_queue_pauses qp WHERE qp.queue = picked.queue)
+), keyed AS (
+    SELECT id, ckey, climit, row_number() OVER (PARTITION BY ckey ORDER BY priority DESC, due_at) AS k
+    FROM allowed WHERE ckey IS NOT NULL
+), offered AS (
+    -- The k-th run of a key in this claim is offered the k-th slot number free as this
+    -- snapshot sees it, never above the limit.
+    SELECT keyed.id, keyed.ckey, f.slot
+    FROM keyed
+    CROSS JOIN LATERAL (
+        SELECT g AS slot FROM generate_series(1, keyed.climit) g
+        WHERE NOT EXISTS (SELECT 1 FROM skiplock_concurrency_slots s WHERE s.key = keyed.ckey AND s.slot = g)
+        ORDER BY g OFFSET keyed.k - 1 LIMIT 1) f
+), taken AS (
+    -- Two claims offered one slot: the second waits for the first, then finds it taken and
+    -- leaves its run pending. Runs without a key pay none of this.
+    INSERT INTO skiplock_concurrency_slots (key, slot, run_id)
+    SELECT ckey, slot, id FROM offered ORDER BY ckey, slot  -- one lock order: claims never deadlock
+    ON CONFLICT DO NOTHING
+    RETURNING run_id
 ), numbered AS (
-    SELECT ctid, row_number() OVER () AS n FROM picked
+    SELECT ctid, row_number() OVER () AS n FROM allowed
+    WHERE ckey IS NULL OR id IN (SELECT run_id FROM taken)
 )
 UPDATE skiplock_runs r
 SET state = 'running',
@@ -92,7 +126,6 @@ SET state = 'running',
     deadline_at = $1 + make_interval(secs => t.timeout_s + $8)
 FROM numbered, skiplock_tasks t
 WHERE r.ctid = numbered.ctid AND t.id = r.task_id
-  AND r.queue <> ALL(ARRAY(SELECT queue FROM skiplock_queue_pauses))
 RETURNING r.id, r.lease_token, r.task_id, t.name AS task_name, r.type, t.payload::text AS payload, r.due_at,
           r.attempt, t.max_attempts, t.timeout_s, r.scheduled_for, r.queue, r.priority,
           r.worker_id, r.reason, t.cron, t.timezone, t.catch_up, t.overlap, t.status AS task_status;
@@ -208,13 +241,16 @@ WITH res AS (
       AND r.worker_id = res.worker_id
     RETURNING r.id, r.task_id, r.attempt, res.state, r.type, r.queue, r.priority, r.scheduled_for, r.due_at,
               r.started_at, res.finished_at, r.worker_id, r.coordinator_id, r.lease_token, r.deadline_at,
-              res.result, res.error, r.reason, r.created_at, r.seq, res.retryable, res.retry_after_s, res.released
+              res.result, res.error, r.reason, r.created_at, r.seq, res.retryable, res.retry_after_s, res.released,
+              r.concurrency_key, r.concurrency_limit
 ), moved AS (
     INSERT INTO skiplock_run_history (id, task_id, attempt, state, type, queue, priority, scheduled_for, due_at,
                                       started_at, finished_at, worker_id, coordinator_id, lease_token,
-                                      lease_expires_at, deadline_at, result, error, reason, created_at, seq)
+                                      lease_expires_at, deadline_at, result, error, reason, created_at, seq,
+                                      concurrency_key, concurrency_limit)
     SELECT id, task_id, attempt, state, type, queue, priority, scheduled_for, due_at, started_at, finished_at,
-           worker_id, coordinator_id, lease_token, NULL, deadline_at, result::jsonb, error, reason, created_at, seq
+           worker_id, coordinator_id, lease_token, NULL, deadline_at, result::jsonb, error, reason, created_at, seq,
+           concurrency_key, concurrency_limit
     FROM done
 )
 SELECT d.id, d.task_id, d.state, d.attempt, d.scheduled_for, d.type, d.queue, d.priority,
@@ -521,13 +557,18 @@ UPDATE skiplock_tasks SET
     retry_backoff_s = CASE WHEN $2::jsonb ? 'retry_backoff_s' THEN ($2->>'retry_backoff_s')::double precision ELSE retry_backoff_s END,
     retry_backoff_max_s = CASE WHEN $2::jsonb ? 'retry_backoff_max_s' THEN ($2->>'retry_backoff_max_s')::double precision ELSE retry_backoff_max_s END,
     retry_jitter = CASE WHEN $2::jsonb ? 'retry_jitter' THEN ($2->>'retry_jitter')::boolean ELSE retry_jitter END,
+    concurrency_key = CASE WHEN $2::jsonb ? 'concurrency' THEN $2->'concurrency'->>'key' ELSE concurrency_key END,
+    concurrency_limit = CASE WHEN $2::jsonb ? 'concurrency' THEN ($2->'concurrency'->>'limit')::integer
+                             ELSE concurrency_limit END,
     updated_at = $3
 WHERE id = $1
 RETURNING *;
 
 -- name: repoint_pending_runs
--- Queue and priority are copied onto runs for the claim; keep pending ones in step.
-UPDATE skiplock_runs r SET queue = t.queue, priority = t.priority
+-- Queue, priority and the concurrency key are copied onto runs for the claim; keep pending
+-- ones in step.
+UPDATE skiplock_runs r SET queue = t.queue, priority = t.priority,
+    concurrency_key = t.concurrency_key, concurrency_limit = t.concurrency_limit
 FROM skiplock_tasks t
 WHERE r.task_id = $1 AND t.id = $1 AND r.state = 'pending';
 
@@ -538,7 +579,8 @@ WHERE task_id = $1 AND state = 'pending' AND reason IN ('schedule', 'catch_up');
 
 -- name: move_pending_run
 -- A one-off task's run_at changed: its pending run moves (a paused one keeps waiting).
-UPDATE skiplock_runs SET scheduled_for = $2, due_at = CASE WHEN due_at = 'infinity' THEN due_at ELSE greatest($2, $3) END
+UPDATE skiplock_runs SET scheduled_for = $2::timestamptz,
+    due_at = CASE WHEN due_at = 'infinity' THEN due_at ELSE greatest($2::timestamptz, $3::timestamptz) END
 WHERE task_id = $1 AND state = 'pending' AND reason = 'schedule'
 RETURNING pg_notify('skiplock_wake', extract(epoch FROM due_at)::text);
 
@@ -592,3 +634,10 @@ SELECT queue, count(*) AS due_backlog, min(due_at) AS oldest_due_at
 FROM skiplock_runs
 WHERE state = 'pending' AND due_at <= $1
 GROUP BY queue;
+
+-- name: concurrency_holders
+-- Per concurrency key: the runs holding its slots (for `waiting`).
+SELECT key, array_agg(run_id ORDER BY slot) AS runs
+FROM skiplock_concurrency_slots
+WHERE key = ANY($1::text[])
+GROUP BY key;

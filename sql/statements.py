@@ -343,3 +343,8 @@ async def paused_queues(conn: Conn) -> dict[str, datetime]:
 
 async def queue_backlogs(conn: Conn, *, now: datetime) -> list[asyncpg.Record]:
     return await conn.fetch(query("queue_backlogs"), now)
+
+
+async def concurrency_holders(conn: Conn, *, keys: Sequence[str]) -> dict[str, list[uuid.UUID]]:
+    """The runs holding each key's slots."""
+    return {r["key"]: list(r["runs"]) for r in await conn.fetch(query("concurrency_holders"), list(keys))}

@@ -402,3 +402,13 @@ async def test_a_header_that_is_not_utf8_is_read_as_latin1(db_url: str, pool: as
         writer.close()
         assert answer.startswith(b"HTTP/1.1 201"), answer[:200]
         assert await pool.fetchval("SELECT idempotency_key FROM skiplock_tasks") == "café"
+
+
+async def test_patch_run_at_moves_the_pending_run(api: Client) -> None:
+    """Found by schemathesis: the statement's types were left to inference and it failed."""
+    _, task, _ = await api("POST", "/api/tasks", {"type": "x", "run_at": "2030-01-01T00:00:00Z"})
+    status, patched, _ = await api("PATCH", f"/api/tasks/{task['id']}", {"run_at": "2000-01-01T00:00:00Z",
+                                                                         "priority": 5})
+    assert status == 200 and patched["run_at"] == "2000-01-01T00:00:00Z"
+    _, runs, _ = await api("GET", f"/api/tasks/{task['id']}/runs")
+    assert runs["runs"][0]["scheduled_for"] == "2000-01-01T00:00:00Z"
