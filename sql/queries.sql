@@ -91,8 +91,7 @@ WITH picked AS (
     LIMIT $4
     FOR UPDATE SKIP LOCKED
 ), allowed AS (
-    SELECT * FROM picked
-    WHERE NOT EXISTS (SELECT 1 FROM skiplock_queue_pauses qp WHERE qp.queue = picked.queue)
+    SELECT * FROM picked WHERE queue <> ALL(ARRAY(SELECT queue FROM skiplock_queue_pauses))
 ), keyed AS (
     SELECT id, ckey, climit, row_number() OVER (PARTITION BY ckey ORDER BY priority DESC, due_at) AS k
     FROM allowed WHERE ckey IS NOT NULL

@@ -22,7 +22,7 @@ ALTER TABLE skiplock_run_latest ADD COLUMN concurrency_key text, ADD COLUMN conc
 CREATE TABLE skiplock_concurrency_slots (
     key    text NOT NULL,
     slot   integer NOT NULL CHECK (slot >= 1),
-    run_id uuid NOT NULL UNIQUE REFERENCES skiplock_runs (id) ON DELETE CASCADE,
+    run_id uuid NOT NULL UNIQUE,
     PRIMARY KEY (key, slot)
 );
 
@@ -64,6 +64,26 @@ BEGIN
                deadline_at, result, error, reason, created_at, seq, concurrency_key, concurrency_limit
         FROM gone;
         PERFORM set_config('skiplock.moving', 'off', true);
+    END IF;
+    RETURN NULL;
+END $$;
+
+-- The queue's delete trigger, now also giving back the slots of deleted runs (also while a
+-- trigger moves rows, which the counting skips).
+CREATE OR REPLACE FUNCTION skiplock_runs_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    keyed uuid[];
+BEGIN
+    IF NOT skiplock_moving() THEN
+        INSERT INTO skiplock_run_counts (queue, state, shard, n)
+        SELECT queue, state, pg_backend_pid(), -count(*) FROM o GROUP BY queue, state ORDER BY queue, state
+        ON CONFLICT (queue, state, shard) DO UPDATE SET n = skiplock_run_counts.n + EXCLUDED.n;
+    END IF;
+    IF TG_TABLE_NAME = 'skiplock_runs' THEN
+        keyed := ARRAY(SELECT id FROM o WHERE concurrency_key IS NOT NULL);
+        IF cardinality(keyed) > 0 THEN
+            DELETE FROM skiplock_concurrency_slots WHERE run_id = ANY(keyed);
+        END IF;
     END IF;
     RETURN NULL;
 END $$;
