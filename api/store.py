@@ -96,7 +96,8 @@ async def create_tasks(pool: asyncpg.Pool, specs: list[TaskSpec], now: datetime,
         for tid in inserted:
             spec, fire = by_id[tid], fires[tid]
             runs.append(NewRun(task_id=tid, attempt=1, type=spec.type, queue=spec.queue,
-                               priority=spec.priority, scheduled_for=fire, due_at=max(fire, now)))
+                               priority=spec.priority, scheduled_for=fire, due_at=max(fire, now),
+                               concurrency_key=spec.concurrency_key, concurrency_limit=spec.concurrency_limit))
         await insert_runs(conn, runs, now)
     fleet = await waiting.fleet(pool, now, lease_s)
     earlier = await get_tasks(pool, list(existing.values()), lease_s=lease_s, fleet=fleet) if existing else {}
@@ -227,7 +228,8 @@ async def _view(pool: asyncpg.Pool, task_id: uuid.UUID) -> dict[str, Any]:
 def _cron_slot(task: asyncpg.Record, now: datetime, due: datetime | None = None) -> NewRun:
     fire = timeutil.cron_next(task["cron"], task["timezone"], now)
     return NewRun(task_id=task["id"], attempt=1, type=task["type"], queue=task["queue"], priority=task["priority"],
-                  scheduled_for=fire, due_at=due or fire)
+                  scheduled_for=fire, due_at=due or fire, concurrency_key=task["concurrency_key"],
+                  concurrency_limit=task["concurrency_limit"])
 
 
 @retry_conflicts
@@ -266,7 +268,8 @@ async def trigger_task(pool: asyncpg.Pool, task_id: uuid.UUID, now: datetime) ->
     refusal = "only a scheduled or running task can be triggered"
     async with _locked(pool, task_id, (TaskStatus.ACTIVE,), refusal) as (conn, task):
         run = NewRun(task_id=task_id, attempt=1, type=task["type"], queue=task["queue"],
-                     priority=task["priority"], scheduled_for=now, due_at=now, reason="trigger")
+                     priority=task["priority"], scheduled_for=now, due_at=now, reason="trigger",
+                     concurrency_key=task["concurrency_key"], concurrency_limit=task["concurrency_limit"])
         if not await insert_runs(conn, [run], now):
             raise Conflict("a trigger for this instant already exists; try again")
         row = await statements.get_run(conn, run_id=run.id)

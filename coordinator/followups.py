@@ -71,7 +71,8 @@ async def apply_followups(conn: asyncpg.Connection, rows: Sequence[EndedRun], no
         due = now + timedelta(seconds=delay) if r["task_status"] == "active" else NEVER
         retries.append(NewRun(task_id=r["task_id"], attempt=r["attempt"] + 1, type=r["type"],
                               queue=r["queue"], priority=r["priority"], scheduled_for=r["scheduled_for"],
-                              due_at=due, reason="retry"))
+                              due_at=due, reason="retry", concurrency_key=r["concurrency_key"],
+                              concurrency_limit=r["concurrency_limit"]))
     await insert_runs(conn, retries, now)
     finals: dict[str, list[uuid.UUID]] = {}
     for r in rows:

@@ -23,6 +23,8 @@ class NewRun:
     due_at: datetime
     reason: str = "schedule"
     id: uuid.UUID = field(default_factory=new_id)
+    concurrency_key: str | None = None  # the task's, copied as type and queue are
+    concurrency_limit: int | None = None
 
 
 async def insert_runs(conn: asyncpg.Connection | asyncpg.Pool, runs: list[NewRun], now: datetime,
@@ -37,4 +39,5 @@ async def insert_runs(conn: asyncpg.Connection | asyncpg.Pool, runs: list[NewRun
         conn, ids=[r.id for r in runs], task_ids=[r.task_id for r in runs], attempts=[r.attempt for r in runs],
         types=[r.type for r in runs], queues=[r.queue for r in runs], priorities=[r.priority for r in runs],
         scheduled_for=[r.scheduled_for for r in runs], due_at=[r.due_at for r in runs],
-        reasons=[r.reason for r in runs], now=now, check_history=cron_slots)
+        reasons=[r.reason for r in runs], now=now, check_history=cron_slots,
+        concurrency_keys=[r.concurrency_key for r in runs], concurrency_limits=[r.concurrency_limit for r in runs])

@@ -34,8 +34,8 @@ RETURNING id;
 SELECT id, idempotency_key, request_hash FROM skiplock_tasks WHERE idempotency_key = ANY($1::text[]);
 
 -- name: insert_runs
--- New pending runs (first runs, retries, cron slots), with their task's concurrency key;
--- wakes coordinators in the same
+-- New pending runs (first runs, retries, cron slots), with their task's concurrency key
+-- ($12/$13, copied as type and queue are); wakes coordinators in the same
 -- transaction with the earliest due time (unix seconds) as payload. With $11 (cron slots),
 -- a slot that already ended (moved to the history, so the hot table's unique key no longer
 -- sees it) is not made again; the history is searched from a day before the slot on, since
@@ -44,13 +44,11 @@ WITH ins AS (
     INSERT INTO skiplock_runs (id, task_id, attempt, type, queue, priority, scheduled_for,
                                due_at, reason, created_at, concurrency_key, concurrency_limit)
     SELECT r.id, r.task_id, r.attempt, r.type, r.queue, r.priority, r.scheduled_for, r.due_at, r.reason, $10,
-           k.concurrency_key, k.concurrency_limit
+           r.concurrency_key, r.concurrency_limit
     FROM unnest($1::uuid[], $2::uuid[], $3::integer[], $4::text[], $5::text[], $6::integer[],
-                $7::timestamptz[], $8::timestamptz[], $9::text[])
-         AS r(id, task_id, attempt, type, queue, priority, scheduled_for, due_at, reason)
-    -- the task's concurrency key, copied like type and queue (a key lookup per run)
-    LEFT JOIN LATERAL (SELECT t.concurrency_key, t.concurrency_limit FROM skiplock_tasks t
-                       WHERE t.id = r.task_id) k ON true
+                $7::timestamptz[], $8::timestamptz[], $9::text[], $12::text[], $13::integer[])
+         AS r(id, task_id, attempt, type, queue, priority, scheduled_for, due_at, reason, concurrency_key,
+              concurrency_limit)
     WHERE NOT $11::boolean
        OR NOT EXISTS (SELECT 1 FROM skiplock_run_history h
                       WHERE h.task_id = r.task_id AND h.scheduled_for = r.scheduled_for
@@ -125,7 +123,8 @@ SET state = 'running',
     deadline_at = $1 + make_interval(secs => t.timeout_s + $8)
 FROM numbered, skiplock_tasks t
 WHERE r.ctid = numbered.ctid AND t.id = r.task_id
-RETURNING r.id, r.lease_token, r.task_id, t.name AS task_name, r.type, t.payload::text AS payload, r.due_at,
+RETURNING r.id, r.lease_token, r.task_id, t.name AS task_name, r.concurrency_key, r.concurrency_limit,
+          r.type, t.payload::text AS payload, r.due_at,
           r.attempt, t.max_attempts, t.timeout_s, r.scheduled_for, r.queue, r.priority,
           r.worker_id, r.reason, t.cron, t.timezone, t.catch_up, t.overlap, t.status AS task_status;
 
@@ -254,7 +253,8 @@ WITH res AS (
 )
 SELECT d.id, d.task_id, d.state, d.attempt, d.scheduled_for, d.type, d.queue, d.priority,
        d.retryable, d.retry_after_s, d.released, false AS lost, t.max_attempts, t.cron,
-       t.status AS task_status, t.retry_backoff_s, t.retry_backoff_max_s, t.retry_jitter
+       t.status AS task_status, t.retry_backoff_s, t.retry_backoff_max_s, t.retry_jitter,
+       d.concurrency_key, d.concurrency_limit
 FROM done d JOIN skiplock_tasks t ON t.id = d.task_id;
 
 -- name: reap_expired
@@ -283,7 +283,8 @@ WHERE r.id = gone.id AND t.id = r.task_id
 RETURNING r.id, r.task_id, r.state, r.attempt, r.scheduled_for, r.type, r.queue, r.priority,
           true AS retryable, 0::double precision AS retry_after_s, false AS released,
           gone.lost, t.max_attempts, t.cron,
-          t.status AS task_status, t.retry_backoff_s, t.retry_backoff_max_s, t.retry_jitter;
+          t.status AS task_status, t.retry_backoff_s, t.retry_backoff_max_s, t.retry_jitter,
+          r.concurrency_key, r.concurrency_limit;
 
 -- name: count_lost_runs
 -- A run lost with its worker counts against its task; past the limit the task is parked.

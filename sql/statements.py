@@ -40,6 +40,8 @@ class ClaimedRun(Row):
     lease_token: uuid.UUID
     task_id: uuid.UUID
     task_name: str
+    concurrency_key: str | None
+    concurrency_limit: int | None
     type: str
     payload: str  # JSON text, passed through to the worker as is
     due_at: datetime
@@ -80,6 +82,8 @@ class EndedRun(Row):
     retry_backoff_s: float
     retry_backoff_max_s: float
     retry_jitter: bool
+    concurrency_key: str | None
+    concurrency_limit: int | None
 
 
 async def claim(conn: Conn, *, now: datetime, horizon: datetime, types: Sequence[str], queues: Sequence[str],
@@ -163,12 +167,15 @@ async def delete_old_workers(conn: Conn, *, before: datetime) -> None:
 async def insert_runs(conn: Conn, *, ids: Sequence[uuid.UUID], task_ids: Sequence[uuid.UUID],
                       attempts: Sequence[int], types: Sequence[str], queues: Sequence[str],
                       priorities: Sequence[int], scheduled_for: Sequence[datetime], due_at: Sequence[datetime],
-                      reasons: Sequence[str], now: datetime, check_history: bool = False) -> int:
+                      reasons: Sequence[str], now: datetime, check_history: bool = False,
+                      concurrency_keys: Sequence[str | None] | None = None,
+                      concurrency_limits: Sequence[int | None] | None = None) -> int:
     """Insert pending runs (a slot already taken is skipped, and with `check_history` one that
     already ended too); returns how many were inserted."""
     n = await conn.fetchval(query("insert_runs"), list(ids), list(task_ids), list(attempts), list(types),
                             list(queues), list(priorities), list(scheduled_for), list(due_at), list(reasons), now,
-                            check_history)
+                            check_history, list(concurrency_keys or [None] * len(ids)),
+                            list(concurrency_limits or [None] * len(ids)))
     return int(n or 0)
 
 

@@ -128,3 +128,19 @@ def test_a_run_held_back_by_its_key_says_so_and_names_the_holders() -> None:
     w = waiting(state="pending", due_at=NOW, reason="schedule", type_="noop", queue="default", task_status="active",
                 fleet=fleet, now=NOW, concurrency_key="c42", concurrency_limit=3)
     assert w is not None and w["reason"] == "no_worker", "a free slot: being handed to a worker"
+
+
+async def test_a_cron_tasks_next_slots_keep_its_key(db_url: str, pool: asyncpg.Pool) -> None:
+    from skiplock.coordinator.dispatcher import Dispatcher
+    from skiplock.coordinator.metrics import CoordinatorMetrics
+    from skiplock.coordinator.registry import Registry, WorkerConn
+    from tests.integration.helpers import settings
+
+    t = await create(pool, NOW - timedelta(minutes=1), cron="* * * * *", concurrency={"key": "cron-k", "limit": 1})
+    registry = Registry()
+    registry.add(WorkerConn(id="w1", name="w1", host="h", types=("noop",), queues=(), slots=10))
+    d = Dispatcher(pool, settings(db_url), registry, CoordinatorMetrics(), clock=lambda: NOW)
+    await d.dispatch_once()
+    keys = await pool.fetch("SELECT state, concurrency_key FROM skiplock_runs WHERE task_id = $1 ORDER BY state",
+                            uuid.UUID(t["id"]))
+    assert [(r["state"], r["concurrency_key"]) for r in keys] == [("pending", "cron-k"), ("running", "cron-k")]
