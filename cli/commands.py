@@ -104,6 +104,7 @@ def _emit(args: argparse.Namespace, data: Any, rows: list[dict[str, Any]], cols:
 TASK_COLS = ["id", "name", "type", "state", "next_run_at", "cron"]
 RUN_COLS = ["id", "attempt", "state", "reason", "scheduled_for", "started_at", "duration_ms", "worker_id", "error"]
 WORKER_COLS = ["id", "name", "host", "types", "queues", "slots", "running", "draining", "last_heartbeat_at"]
+QUEUE_COLS = ["name", "paused", "pending", "running", "due_backlog", "oldest_due_at", "workers"]
 
 
 def _schedule(t: dict[str, Any]) -> str:
@@ -319,6 +320,16 @@ def workers(args: argparse.Namespace) -> int:
     return _emit(args, w, [w], WORKER_COLS)
 
 
+def queues(args: argparse.Namespace) -> int:
+    if args.action == "list":
+        data = request(args, "GET", "/api/queues")
+        return _emit(args, data, data["queues"], QUEUE_COLS)
+    if not args.name:
+        raise ConfigError(f"skiplock queues {args.action} needs a queue name")
+    q = request(args, "POST", f"/api/queues/{args.name}/{args.action}")
+    return _emit(args, q, [q], QUEUE_COLS)
+
+
 def cluster_status(args: argparse.Namespace) -> int:
     """One coordinator's view over gRPC Admin: workers, runs by state, backlog."""
     import grpc
@@ -412,6 +423,11 @@ def add_client_commands(sub: Any) -> None:
     wk.add_argument("action", nargs="?", default="list", choices=("list", "drain", "undrain"))
     wk.add_argument("id", nargs="?", help="the worker id, for drain and undrain")
     wk.set_defaults(func=workers)
+
+    qu = client(sub.add_parser("queues", help="queues with their backlog; pause or resume one"))
+    qu.add_argument("action", nargs="?", default="list", choices=("list", "pause", "resume"))
+    qu.add_argument("name", nargs="?", help="the queue, for pause and resume")
+    qu.set_defaults(func=queues)
 
     cl = sub.add_parser("cluster", help="the cluster as a coordinator sees it")
     csub = cl.add_subparsers(dest="cluster_command", required=True, metavar="ACTION")

@@ -338,3 +338,17 @@ async def test_a_paused_queue_holds_its_runs_until_resumed(cluster: Cluster) -> 
     assert status == 200
     # Within the safety poll (5 s): the resume is heard by NOTIFY, not found by polling.
     assert (await cluster.wait_task(held["id"], timeout=3))["state"] == "succeeded", "resume wakes the coordinator"
+
+
+async def test_cli_pauses_lists_and_resumes_a_queue(cluster: Cluster) -> None:
+    run = asyncio.to_thread
+    rc, q = await run(_cli_json, cluster, "queues", "pause", "cli-q")
+    assert rc == 0 and q["paused"] is True and q["name"] == "cli-q"
+    rc, listed = await run(_cli_json, cluster, "queues")
+    assert rc == 0 and any(x["name"] == "cli-q" and x["paused"] for x in listed["queues"])
+    table = await run(_cli, cluster, "queues")
+    assert table.returncode == 0 and table.stdout.splitlines()[0].split()[:2] == ["NAME", "PAUSED"]
+    rc, q = await run(_cli_json, cluster, "queues", "resume", "cli-q")
+    assert rc == 0 and q["paused"] is False
+    bad = await run(_cli, cluster, "queues", "pause")
+    assert bad.returncode != 0 and "needs a queue name" in bad.stderr
