@@ -318,16 +318,18 @@ async def stats(pool: asyncpg.Pool, now: datetime, lease_s: float) -> dict[str, 
 
 async def list_queues(pool: asyncpg.Pool, now: datetime, lease_s: float,
                       only: str | None = None) -> list[dict[str, Any]]:
-    """Every queue that has runs or is paused: its pause, live runs (kept counts), due backlog
-    and oldest due time (the due runs), and the connected workers that take it."""
+    """Every queue that has runs (live or in the history) or is paused: its pause, live runs
+    (kept counts), due backlog and oldest due time (the due runs), and the connected workers
+    that take it."""
     counts = (await statements.counts(pool, now=now))["runs"]
     paused = await statements.paused_queues(pool)
     backlogs = {r["queue"]: r for r in await statements.queue_backlogs(pool, now=now)}
     workers = await statements.list_workers(pool, alive_since=now - timedelta(seconds=lease_s))
     live: dict[str, dict[str, int]] = {}
-    for r in counts:
+    for r in counts:  # every queue with runs, live or in the retained history
+        states = live.setdefault(r["queue"], {})
         if r["state"] in (RunState.PENDING, RunState.RUNNING):
-            live.setdefault(r["queue"], {})[r["state"]] = int(r["n"])
+            states[r["state"]] = int(r["n"])
     names = sorted({*live, *paused, *backlogs} if only is None else {only})
     out = []
     for name in names:

@@ -55,6 +55,16 @@ async def test_queues_list_what_each_holds_and_an_unused_queue_may_be_paused(poo
     assert queues["default"]["running"] == 1 and queues["default"]["pending"] == 0
 
 
+async def test_a_queue_whose_runs_all_ended_is_still_listed(pool: asyncpg.Pool) -> None:
+    from tests.integration.helpers import finish
+
+    await create(pool, NOW, queue="nightly")
+    [row] = await claim(pool, NOW, 1)
+    await finish(pool, row, "succeeded")
+    [q] = [q for q in await store.list_queues(pool, NOW, 10.0) if q["name"] == "nightly"]
+    assert (q["pending"], q["running"], q["due_backlog"]) == (0, 0, 0)
+
+
 async def test_the_dispatcher_hears_of_a_pause_and_claims_around_it(db_url: str, pool: asyncpg.Pool) -> None:
     from skiplock.coordinator.dispatcher import Dispatcher
     from skiplock.coordinator.metrics import CoordinatorMetrics
