@@ -186,6 +186,9 @@ def _add_task_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
         p.add_argument(flag, dest=dest, type=conv, help=help_)
     p.add_argument("--retry-jitter", dest="retry_jitter", action=argparse.BooleanOptionalAction, default=None,
                    help="full jitter on retry delays (default on)")
+    p.add_argument("--concurrency-key", dest="concurrency_key",
+                   help="at most --concurrency-limit runs of tasks with this key run at once")
+    p.add_argument("--concurrency-limit", dest="concurrency_limit", type=int, help="1-10,000 (default 1)")
     p.add_argument("--body", help="a whole task as JSON, or @file (the flags override its fields)")
 
 
@@ -199,6 +202,11 @@ def _task_body(args: argparse.Namespace, *, create: bool) -> dict[str, Any]:
             body[key] = getattr(args, key)
     if args.payload is not None:
         body["payload"] = _json_arg(args.payload, "--payload")
+    if args.concurrency_key is not None:
+        body["concurrency"] = {"key": args.concurrency_key,
+                               **({"limit": args.concurrency_limit} if args.concurrency_limit is not None else {})}
+    elif args.concurrency_limit is not None:
+        raise ConfigError("--concurrency-limit goes with --concurrency-key")
     return body
 
 

@@ -352,3 +352,6 @@ async def test_cli_pauses_lists_and_resumes_a_queue(cluster: Cluster) -> None:
     assert rc == 0 and q["paused"] is False
     bad = await run(_cli, cluster, "queues", "pause")
     assert bad.returncode != 0 and "needs a queue name" in bad.stderr
+    rc, task = await run(_cli_json, cluster, "tasks", "create", "--type", "echo", "--concurrency-key", "cli-k",
+                         "--concurrency-limit", "3")
+    assert rc == 0 and task["concurrency"] == {"key": "cli-k", "limit": 3}
