@@ -22,7 +22,7 @@ import aiohttp
 import asyncpg
 
 from bench import pgq, scale
-from bench.common import create, pct, reset, succeeded, wait_succeeded, wait_workers
+from bench.common import create, drain, lateness, pct, reset, wait_workers
 from skiplock.sql import db
 from skiplock.sql.embedded import EmbeddedPostgres
 from skiplock.testing import Cluster
@@ -135,24 +135,17 @@ async def main(args: argparse.Namespace) -> None:
 
             # 2. Throughput: n no-op tasks all due at T0 (created before it), drained by one
             # worker: with the worker's defaults, then with the most slots the README suggests.
-            async def drain(label: str) -> float:
-                lead = max(2.0, n / creates * 1.5 + 1.0)
-                t_due = datetime.now(UTC) + timedelta(seconds=lead)
-                before = await succeeded(pool)
-                for i in range(0, n, 1000):
-                    await create(s, base, [{"type": "bench.noop", "run_at": t_due.isoformat()}
-                                           for _ in range(min(1000, n - i))])
-                finished = await wait_succeeded(pool, before + n, timeout=lead + 600)
-                rate = n / (finished - t_due.timestamp())
+            async def measure(label: str) -> float:
+                rate = await drain(s, pool, base, n, creates)
                 print(f"end to end: {n:,} no-op runs due at once, 1 coordinator + 1 worker ({label}): "
                       f"{rate:,.0f} runs/s", flush=True)
                 return rate
 
-            defaults = await drain("its defaults")
+            defaults = await measure("its defaults")
             worker.stop()
             worker = await cluster.worker("--import", "bench.handlers", "--types", "bench.noop", "--slots",
                                           str(args.slots), name="bench-worker-tuned")
-            tuned = await drain(f"--slots {args.slots}")
+            tuned = await measure(f"--slots {args.slots}")
             if pgq.available():
                 theirs = await pgq.drain(url, n)
                 print(f"pgqueuer {pgq_version()}: {n:,} no-op jobs, 1 `pgq run` process with its defaults "
@@ -162,20 +155,8 @@ async def main(args: argparse.Namespace) -> None:
             else:
                 print("pgqueuer: not installed (pip install -e '.[bench]', or make bench)", flush=True)
 
-            # 3. Lateness: 500 tasks spread over 10 s, on an otherwise idle cluster.
-            start = datetime.now(UTC) + timedelta(seconds=2)
-            before = await succeeded(pool)
-            spread = [{"type": "bench.noop", "run_at": (start + timedelta(seconds=10 * i / args.late)).isoformat()}
-                      for i in range(args.late)]
-            await create(s, base, spread)
-            await wait_succeeded(pool, before + args.late, timeout=60)
-            # finished_at is the worker's clock when the no-op returned: the run really started
-            # then (the claim itself happens up to claim_ahead_s early, and records the due time).
-            rows = await pool.fetch("SELECT extract(epoch FROM finished_at - scheduled_for) * 1000 AS ms "
-                                    "FROM skiplock_run_history WHERE type = 'bench.noop' AND scheduled_for >= $1 "
-                                    "AND finished_at >= $1",
-                                    start)
-            late = [float(r["ms"]) for r in rows]
+            # 3. Lateness: tasks spread over 10 s, on an otherwise idle cluster.
+            late = await lateness(s, pool, base, args.late)
             print(f"start lateness (run_at to the no-op's end on the worker), {args.late} tasks over 10 s: "
                   f"p50 {pct(late, 50):.1f} ms, p95 {pct(late, 95):.1f} ms, p99 {pct(late, 99):.1f} ms, "
                   f"max {max(late):.1f} ms, mean {statistics.fmean(late):.1f} ms", flush=True)

@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 
-from bench.common import create, pct, reset, succeeded, wait_succeeded, wait_workers
+from bench.common import drain, lateness, pct, reset, wait_workers
 from skiplock.sql import db, statements
 from skiplock.testing import Cluster
 
@@ -200,26 +200,8 @@ async def measure(url: str, args: argparse.Namespace, label: str) -> Figures:
         ids = await sample_ids(pool)
         f.reads_ms = await time_reads(cluster.api_url, ids)
         async with aiohttp.ClientSession() as s:
-            n = args.tasks
-            lead = max(3.0, n / 3000 * 1.5 + 1.0)
-            t_due = datetime.now(UTC) + timedelta(seconds=lead)
-            before = await succeeded(pool)
-            for i in range(0, n, 1000):
-                await create(s, cluster.api_url, [{"type": "bench.noop", "run_at": t_due.isoformat()}
-                                                  for _ in range(min(1000, n - i))])
-            finished = await wait_succeeded(pool, before + n, timeout=lead + 600)
-            f.drain = n / (finished - t_due.timestamp())
-            start = datetime.now(UTC) + timedelta(seconds=2)
-            before = await succeeded(pool)
-            await create(s, cluster.api_url, [
-                {"type": "bench.noop", "run_at": (start + timedelta(seconds=10 * i / args.late)).isoformat()}
-                for i in range(args.late)])
-            await wait_succeeded(pool, before + args.late, timeout=60)
-            rows = await pool.fetch("SELECT extract(epoch FROM finished_at - scheduled_for) * 1000 AS ms "
-                                    "FROM skiplock_run_history WHERE type = 'bench.noop' AND scheduled_for >= $1 "
-                                    "AND finished_at >= $1",
-                                    start)
-            late = [float(r["ms"]) for r in rows]
+            f.drain = await drain(s, pool, cluster.api_url, args.tasks)
+            late = await lateness(s, pool, cluster.api_url, args.late)
             f.late_p50, f.late_p99 = pct(late, 50), pct(late, 99)
         f.reads_ms.update({f"{k} (after the drain)": v for k, v in (await time_reads(cluster.api_url, ids)).items()
                            if k in ("GET /api/stats", "GET /metrics", "GET /api/runs")})
