@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from skiplock.api import openapi, store
 from skiplock.api.problems import FieldError, Problem, invalid, not_found
-from skiplock.api.validation import QUEUE_RE, validate_batch, validate_create, validate_patch
+from skiplock.api.validation import QUEUE_RE, QUEUE_RULE, validate_batch, validate_create, validate_patch
 from skiplock.api.views import decode_cursor
 from skiplock.common import logs, timeutil
 from skiplock.common.config import ApiSettings
@@ -332,7 +332,7 @@ def _queue_action(paused: bool) -> Handler:
     async def handler(request: web.Request) -> web.Response:
         name = request.match_info["name"]
         if not QUEUE_RE.match(name):
-            raise invalid([FieldError("name", "must be 1-64 characters of letters, digits, _ . : -")])
+            raise invalid([FieldError("name", QUEUE_RULE)])
         return _json(await store.set_queue_paused(request.app[POOL], name, paused, timeutil.utcnow(),
                                                   request.app[SETTINGS].lease_s))
 

@@ -144,7 +144,7 @@ CREATED = [
 ID = [{"name": "id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}]
 WID = [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}]
 QNAME = [{"name": "name", "in": "path", "required": True,
-          "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"}}]
+          "schema": {"type": "string", "pattern": QUEUE_RE.pattern}}]
 
 
 @cache

@@ -17,6 +17,7 @@ from skiplock.common import secrets, timeutil
 
 TYPE_RE = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
 QUEUE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+QUEUE_RULE = "must be 1-64 characters of letters, digits, _ . : -"
 HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 MAX_TIMEOUT_S = 7 * 86400.0
 MAX_DELAY_S = 10 * 366 * 86400.0
@@ -331,7 +332,7 @@ def _policy(errs: Errors, prefix: str, body: dict[str, Any], spec: TaskSpec) -> 
     if "queue" in body:
         q = body["queue"]
         if not isinstance(q, str) or not QUEUE_RE.match(q):
-            errs.add(f"{prefix}queue", "must be 1-64 characters of letters, digits, _ . : -")
+            errs.add(f"{prefix}queue", QUEUE_RULE)
         else:
             spec.queue = q
     if "priority" in body:

@@ -318,24 +318,23 @@ def runs_get(args: argparse.Namespace) -> int:
     return 0
 
 
-def workers(args: argparse.Namespace) -> int:
+def _list_or_act(args: argparse.Namespace, kind: str, target: str | None, what: str, cols: list[str]) -> int:
+    """`skiplock KIND` lists; `skiplock KIND ACTION TARGET` posts /api/KIND/TARGET/ACTION."""
     if args.action == "list":
-        data = request(args, "GET", "/api/workers")
-        return _emit(args, data, data["workers"], WORKER_COLS)
-    if not args.id:
-        raise ConfigError(f"skiplock workers {args.action} needs a worker id (skiplock workers lists them)")
-    w = request(args, "POST", f"/api/workers/{args.id}/{args.action}")
-    return _emit(args, w, [w], WORKER_COLS)
+        data = request(args, "GET", f"/api/{kind}")
+        return _emit(args, data, data[kind], cols)
+    if not target:
+        raise ConfigError(f"skiplock {kind} {args.action} needs {what} (skiplock {kind} lists them)")
+    one = request(args, "POST", f"/api/{kind}/{target}/{args.action}")
+    return _emit(args, one, [one], cols)
+
+
+def workers(args: argparse.Namespace) -> int:
+    return _list_or_act(args, "workers", args.id, "a worker id", WORKER_COLS)
 
 
 def queues(args: argparse.Namespace) -> int:
-    if args.action == "list":
-        data = request(args, "GET", "/api/queues")
-        return _emit(args, data, data["queues"], QUEUE_COLS)
-    if not args.name:
-        raise ConfigError(f"skiplock queues {args.action} needs a queue name")
-    q = request(args, "POST", f"/api/queues/{args.name}/{args.action}")
-    return _emit(args, q, [q], QUEUE_COLS)
+    return _list_or_act(args, "queues", args.name, "a queue name", QUEUE_COLS)
 
 
 def cluster_status(args: argparse.Namespace) -> int:

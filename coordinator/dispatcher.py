@@ -139,11 +139,10 @@ class Dispatcher:
             # the rest fill what is left. A worker with neither kind of limit pays one claim.
             light = tuple(t for t in types if t not in blocking)
             waiting = False
-            for kinds, slots in ((blocking, interleave(workers, blocking=True)), (light, None)):
-                if not kinds:
-                    continue
-                slots = (slots if slots is not None else interleave(workers))[:MAX_CLAIM]
-                if not slots:  # all taken: a result frees one and pokes the dispatcher
+            for kinds, is_blocking in ((blocking, True), (light, False)):
+                # Free slots are counted when their claim comes: the first claim took some.
+                slots = interleave(workers, blocking=is_blocking)[:MAX_CLAIM] if kinds else []
+                if not slots:  # none of these kinds, or all taken: a result frees one and pokes
                     continue
                 claimed = await self.claim(kinds, queues, slots)
                 if len(claimed) == len(slots):

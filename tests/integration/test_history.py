@@ -160,7 +160,7 @@ async def test_two_coordinators_maintaining_at_once_do_it_once(db_url: str, pool
     finally:
         for p in pools:
             await p.close()
-    assert sum(p.created for p in passes) in (0, 8)
+    assert sum(p.created for p in passes) == 8, "one pass made them all, the others waited for nothing"
     names = await partitions(pool)
     assert {f"skiplock_run_history_ok_{d}" for d in ("20270101", "20270102", "20270103")} <= names
     again = await maintain(pool, NOW + 40 * DAY)
