@@ -47,13 +47,11 @@ class Fleet:
 
 async def fleet(conn: asyncpg.Pool | asyncpg.Connection, now: datetime, lease_s: float,
                 keys: Iterable[str] = ()) -> Fleet:
-    rows = await statements.list_workers(conn, alive_since=now - timedelta(seconds=lease_s))
-    paused = await statements.paused_queues(conn)
+    row = await statements.fleet(conn, alive_since=now - timedelta(seconds=lease_s))
     keys = sorted(set(keys))
     held = await statements.concurrency_holders(conn, keys=keys) if keys else {}
-    return Fleet(tuple(Taker(frozenset(r["types"]), frozenset(r["queues"]),
-                             0 if r["draining"] else max(0, r["slots"] - r["running"])) for r in rows),
-                 frozenset(paused), {k: tuple(str(i) for i in held.get(k, ())) for k in keys})
+    return Fleet(tuple(Taker(frozenset(t["types"]), frozenset(t["queues"]), int(t["free"])) for t in row["takers"]),
+                 frozenset(row["paused"]), {k: tuple(str(i) for i in held.get(k, ())) for k in keys})
 
 
 def _wait(reason: str, detail: str, until: datetime | None = None) -> dict[str, Any]:

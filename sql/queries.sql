@@ -641,3 +641,12 @@ SELECT key, array_agg(run_id ORDER BY slot) AS runs
 FROM skiplock_concurrency_slots
 WHERE key = ANY($1::text[])
 GROUP BY key;
+
+-- name: fleet
+-- What `waiting` needs of the cluster, in one round trip: each connected worker's types,
+-- queues and free slots ($1: the heartbeat cutoff), and the paused queues.
+SELECT coalesce((SELECT jsonb_agg(jsonb_build_object(
+                    'types', types, 'queues', queues,
+                    'free', CASE WHEN draining THEN 0 ELSE greatest(0, slots - running) END))
+                 FROM skiplock_workers WHERE disconnected_at IS NULL AND last_heartbeat_at > $1), '[]') AS takers,
+       ARRAY(SELECT queue FROM skiplock_queue_pauses ORDER BY queue) AS paused;

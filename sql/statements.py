@@ -355,3 +355,8 @@ async def queue_backlogs(conn: Conn, *, now: datetime) -> list[asyncpg.Record]:
 async def concurrency_holders(conn: Conn, *, keys: Sequence[str]) -> dict[str, list[uuid.UUID]]:
     """The runs holding each key's slots."""
     return {r["key"]: list(r["runs"]) for r in await conn.fetch(query("concurrency_holders"), list(keys))}
+
+
+async def fleet(conn: Conn, *, alive_since: datetime) -> asyncpg.Record:
+    """Connected workers (types, queues, free slots, as JSON) and the paused queues."""
+    return await conn.fetchrow(query("fleet"), alive_since)
