@@ -17,7 +17,16 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from skiplock.api import openapi, store
 from skiplock.api.problems import FieldError, Problem, invalid, not_found
-from skiplock.api.validation import QUEUE_RE, QUEUE_RULE, validate_batch, validate_create, validate_patch
+from skiplock.api.validation import (
+    QUEUE_RE,
+    QUEUE_RULE,
+    RATE_LIMIT_RE,
+    RATE_LIMIT_RULE,
+    validate_batch,
+    validate_create,
+    validate_patch,
+    validate_rate_limit,
+)
 from skiplock.api.views import decode_cursor
 from skiplock.common import logs, timeutil
 from skiplock.common.config import ApiSettings
@@ -78,6 +87,9 @@ async def problems_middleware(request: web.Request, handler: Handler) -> web.Str
     except store.NotFound as exc:
         status = 404
         return not_found(exc.what).response()
+    except store.Invalid as exc:
+        status = 400
+        return invalid([FieldError(f, m) for f, m in exc.errors]).response()
     except store.Conflict as exc:
         status = 409
         return Problem(409, "Conflict", str(exc)).response()
@@ -237,7 +249,8 @@ async def create_batch(request: web.Request) -> web.Response:
     specs, errors = validate_batch(await _body(request))
     if errors:
         raise invalid(errors)
-    results = await store.create_tasks(request.app[POOL], specs, timeutil.utcnow(), request.app[SETTINGS].lease_s)
+    results = await store.create_tasks(request.app[POOL], specs, timeutil.utcnow(), request.app[SETTINGS].lease_s,
+                                       batch=True)
     request.app[METRICS]["created"].inc(sum(1 for _, c in results if c))
     return _json({"tasks": [t for t, _ in results]}, status=201)
 
@@ -337,6 +350,39 @@ def _queue_action(paused: bool) -> Handler:
                                                   request.app[SETTINGS].lease_s))
 
     return handler
+
+
+def _rate_limit_name(request: web.Request) -> str:
+    name = request.match_info["name"]
+    if not RATE_LIMIT_RE.match(name):
+        raise invalid([FieldError("name", RATE_LIMIT_RULE)])
+    return name
+
+
+async def put_rate_limit(request: web.Request) -> web.Response:
+    name = _rate_limit_name(request)
+    limit, errors = validate_rate_limit(await _body(request))
+    if limit is None:
+        raise invalid(errors)
+    per_second, burst = limit
+    return _json(await store.put_rate_limit(request.app[POOL], name, per_second, burst, timeutil.utcnow()))
+
+
+async def list_rate_limits(request: web.Request) -> web.Response:
+    _check_query(request, set())
+    return _json({"rate_limits": await store.list_rate_limits(request.app[POOL], timeutil.utcnow())})
+
+
+async def get_rate_limit(request: web.Request) -> web.Response:
+    found = await store.list_rate_limits(request.app[POOL], timeutil.utcnow(), _rate_limit_name(request))
+    if not found:
+        raise not_found("rate limit with that name")
+    return _json(found[0])
+
+
+async def delete_rate_limit(request: web.Request) -> web.Response:
+    await store.delete_rate_limit(request.app[POOL], _rate_limit_name(request))
+    return web.Response(status=204)
 
 
 async def list_workers(request: web.Request) -> web.Response:
@@ -445,6 +491,10 @@ def create_app(settings: ApiSettings, pool: asyncpg.Pool | None = None) -> web.A
     r.add_get("/api/queues", list_queues)
     r.add_post("/api/queues/{name}/pause", _queue_action(True))
     r.add_post("/api/queues/{name}/resume", _queue_action(False))
+    r.add_get("/api/rate-limits", list_rate_limits)
+    r.add_put("/api/rate-limits/{name}", put_rate_limit)
+    r.add_get("/api/rate-limits/{name}", get_rate_limit)
+    r.add_delete("/api/rate-limits/{name}", delete_rate_limit)
     r.add_post("/api/workers/{id}/drain", _drain(True))
     r.add_post("/api/workers/{id}/undrain", _drain(False))
     r.add_get("/api/healthz", healthz)

@@ -12,8 +12,12 @@ from skiplock.api.validation import (
     HEADER_NAME_RE,
     HTTP_METHODS,
     MAX_DELAY_S,
+    MAX_RATE,
     MAX_TIMEOUT_S,
+    MIN_RATE,
+    NULLABLE_PATCH_FIELDS,
     QUEUE_RE,
+    RATE_LIMIT_RE,
     TYPE_RE,
     URL_RE,
 )
@@ -115,7 +119,21 @@ TASK_FIELDS: dict[str, Any] = {
                     "properties": {"key": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": NO_NUL},
                                    "limit": {"type": "integer", "minimum": 1, "maximum": 10000,
                                              "description": "1 when absent"}}},
+    "rate_limit": {"type": "string", "pattern": RATE_LIMIT_RE.pattern, "format": "rate-limit",
+                   "description": "the name of a rate limit (PUT /api/rate-limits/{name}); its runs start no "
+                                  "faster than its bucket allows, fleet-wide. Must exist (400 otherwise)"},
+    "dedup": {"type": "object", "required": ["key"], "additionalProperties": False,
+              "description": "while a task with this key has a pending run (`pending`), or a pending or running "
+                             "one (`active`), a create with the key answers 200 with that task and "
+                             "`deduplicated: true`; `replace` first gives it this create's payload (and run_at)",
+              "properties": {"key": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": NO_NUL},
+                             "while": {"type": "string", "enum": ["pending", "active"],
+                                       "description": "active when absent"},
+                             "on_duplicate": {"type": "string", "enum": ["keep", "replace"],
+                                              "description": "keep when absent"}}},
 }
+RATE_LIMIT_NAME = [{"name": "name", "in": "path", "required": True,
+                    "schema": {"type": "string", "pattern": RATE_LIMIT_RE.pattern}}]
 # The payload a type needs: http and shell have theirs; any other type takes any object.
 BY_TYPE = {"anyOf": [
     {"properties": {"type": {"not": {"enum": ["http", "shell"]}}}},
@@ -171,9 +189,11 @@ def spec() -> dict[str, Any]:
                                    "cron": "*/5 * * * *", "timezone": "Europe/Berlin", "max_attempts": 3}},
         "TaskPatch": {"type": "object", "minProperties": 1, "additionalProperties": False,
                       "description": "Absent fields keep their value; cron only for cron tasks, run_at only for one-off tasks",
-                      "properties": {**{k: v for k, v in TASK_FIELDS.items() if k not in ("type", "delay_s", "idempotency_key", "concurrency")},
-                                     "concurrency": {**TASK_FIELDS["concurrency"], "nullable": True,
-                                                     "description": "null removes it"}},
+                      "properties": {**{k: v for k, v in TASK_FIELDS.items()
+                                        if k not in ("type", "delay_s", "idempotency_key", *NULLABLE_PATCH_FIELDS)},
+                                     **{k: {**TASK_FIELDS[k], "nullable": True,
+                                            "description": TASK_FIELDS[k]["description"] + "; null removes it"}
+                                        for k in sorted(NULLABLE_PATCH_FIELDS)}},
                       "not": {"required": ["run_at", "cron"]}},
         "Run": {"type": "object", "properties": {
             "id": {"type": "string"}, "task_id": {"type": "string"}, "attempt": {"type": "integer"},
@@ -201,6 +221,11 @@ def spec() -> dict[str, Any]:
             "retry_jitter": {"type": "boolean"}, "idempotency_key": {"type": "string", "nullable": True},
             "concurrency": {"type": "object", "nullable": True, "properties": {
                 "key": {"type": "string"}, "limit": {"type": "integer"}}},
+            "rate_limit": {"type": "string", "nullable": True},
+            "dedup": {"type": "object", "nullable": True, "properties": {
+                "key": {"type": "string"}, "while": {"type": "string"}, "on_duplicate": {"type": "string"}}},
+            "deduplicated": {"type": "boolean",
+                             "description": "on create only: true when a dedup window answered with this task"},
             "quarantined": {"type": "boolean"}, "lost_runs": {"type": "integer"},
             "created_at": TS, "updated_at": TS,
             "last_run": {"allOf": [_ref("Run")], "nullable": True},
@@ -223,6 +248,16 @@ def spec() -> dict[str, Any]:
             "due_backlog": {"type": "integer", "description": "pending runs whose due time has passed"},
             "oldest_due_at": {**TS, "nullable": True, "description": "the due time of the longest-waiting due run"},
             "workers": {"type": "integer", "description": "connected workers that take the queue"}}},
+        "RateLimit": {"type": "object", "required": ["name", "per_second", "burst", "paused_until"], "properties": {
+            "name": {"type": "string"}, "per_second": {"type": "number"}, "burst": {"type": "integer"},
+            "tokens": {"type": "number", "description": "tokens in the bucket now"},
+            "paused_until": {**TS, "nullable": True,
+                             "description": "set by a 429/503 with Retry-After: no run of it starts before"},
+            "created_at": TS, "updated_at": TS}},
+        "RateLimitPut": {"type": "object", "required": ["per_second"], "additionalProperties": False, "properties": {
+            "per_second": {"type": "number", "minimum": MIN_RATE, "maximum": MAX_RATE},
+            "burst": {"type": "integer", "minimum": 1, "maximum": 1000000,
+                      "description": "the bucket's size: starts at most this many at once; 1 when absent"}}},
         "Stats": {"type": "object", "required": ["runs", "tasks", "queues", "due_backlog", "workers", "at"],
                   "description": "Kept counts (updated by the statements that move runs, never counted over "
                                  "history): runs live and within retention, by state and by queue; tasks by state.",
@@ -310,6 +345,20 @@ def spec() -> dict[str, Any]:
         "/api/queues/{name}/resume": {"parameters": QNAME, "post": {
             "summary": "Let the queue's runs be claimed again",
             "responses": {**_ok(_ref("Queue")), **_problem_responses(400)}}},
+        "/api/rate-limits": {"get": {"summary": "Every rate limit", "responses": {**_ok(
+            {"type": "object", "required": ["rate_limits"],
+             "properties": {"rate_limits": {"type": "array", "items": _ref("RateLimit")}}}),
+            **_problem_responses(400)}}},
+        "/api/rate-limits/{name}": {
+            "parameters": RATE_LIMIT_NAME,
+            "put": {"summary": "Create or change a rate limit (a token bucket; a new one starts full)",
+                    "requestBody": {"required": True,
+                                    "content": {"application/json": {"schema": _ref("RateLimitPut")}}},
+                    "responses": {**_ok(_ref("RateLimit")), **_problem_responses(400)}},
+            "get": {"summary": "One rate limit", "responses": {**_ok(_ref("RateLimit")),
+                                                                **_problem_responses(400, 404)}},
+            "delete": {"summary": "Delete a rate limit no unfinished task uses",
+                       "responses": {"204": {"description": "deleted"}, **_problem_responses(400, 404, 409)}}},
         "/api/stats": {"get": {"summary": "Counts: runs and tasks by state, runs by queue, due backlog, workers",
                                "responses": {**_ok(_ref("Stats")), **_problem_responses(400)}}},
         "/api/healthz": {"get": {"summary": "Liveness and database reachability", "security": [],
@@ -350,6 +399,10 @@ OPERATIONS: dict[tuple[str, str], tuple[str, str]] = {
     ("/api/queues", "get"): ("list_queues", "queues"),
     ("/api/queues/{name}/pause", "post"): ("pause_queue", "queues"),
     ("/api/queues/{name}/resume", "post"): ("resume_queue", "queues"),
+    ("/api/rate-limits", "get"): ("list_rate_limits", "rate-limits"),
+    ("/api/rate-limits/{name}", "put"): ("put_rate_limit", "rate-limits"),
+    ("/api/rate-limits/{name}", "get"): ("get_rate_limit", "rate-limits"),
+    ("/api/rate-limits/{name}", "delete"): ("delete_rate_limit", "rate-limits"),
     ("/api/healthz", "get"): ("health", "operations"),
     ("/metrics", "get"): ("metrics", "operations"),
 }
@@ -385,7 +438,7 @@ def _finish(schemas: dict[str, Any], paths: dict[str, Any], *pages: dict[str, An
         paths[path][method].update(operationId=op_id, tags=[tag])
     for name in ("Run", "Waiting", "Worker"):
         schemas[name]["required"] = list(schemas[name]["properties"])
-    schemas["Task"]["required"] = [k for k in schemas["Task"]["properties"] if k != "warnings"]
+    schemas["Task"]["required"] = [k for k in schemas["Task"]["properties"] if k not in ("warnings", "deduplicated")]
     for page in pages:
         page["required"] = list(page["properties"])
 

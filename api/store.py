@@ -3,6 +3,7 @@ the same transaction (see sql/queries.sql)."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -53,17 +54,29 @@ def _spec_record(spec: TaskSpec, task_id: uuid.UUID) -> dict[str, Any]:
         "idempotency_key": spec.idempotency_key,
         "request_hash": spec.request_hash() if spec.idempotency_key is not None else None,
         "concurrency_key": spec.concurrency_key, "concurrency_limit": spec.concurrency_limit,
+        "rate_limit": spec.rate_limit, "dedup_key": spec.dedup_key, "dedup_while": spec.dedup_while,
+        "dedup_on_duplicate": spec.dedup_on_duplicate,
     }
+
+
+class Invalid(SkiplockError):
+    """A field that is well-formed but names something that does not exist (→ 400)."""
+
+    def __init__(self, errors: list[tuple[str, str]]) -> None:
+        super().__init__("; ".join(f"{f}: {m}" for f, m in errors))
+        self.errors = errors
 
 
 @retry_conflicts
 async def create_tasks(pool: asyncpg.Pool, specs: list[TaskSpec], now: datetime,
-                       lease_s: float = 10.0) -> list[tuple[dict[str, Any], bool]]:
+                       lease_s: float = 10.0, batch: bool = False) -> list[tuple[dict[str, Any], bool]]:
     """Create tasks and their first runs, all or nothing. Returns (task, created) in order;
-    `created` is False where an idempotency key matched an existing task."""
+    `created` is False where an idempotency key matched an existing task, or a dedup key a
+    task whose window is open (its view then says `"deduplicated": true`). `batch`: field
+    names in errors are `tasks[i].…`."""
     ids: list[uuid.UUID] = []
     first_by_key: dict[str, uuid.UUID] = {}
-    records: list[dict[str, Any]] = []
+    records: dict[uuid.UUID, dict[str, Any]] = {}
     fires: dict[uuid.UUID, datetime] = {}
     by_id: dict[uuid.UUID, TaskSpec] = {}  # each new task's own spec (the first with its key)
     for spec in specs:
@@ -78,41 +91,105 @@ async def create_tasks(pool: asyncpg.Pool, specs: list[TaskSpec], now: datetime,
             first_by_key[key] = tid
         ids.append(tid)
         by_id[tid] = spec
-        records.append(_spec_record(spec, tid))
+        records[tid] = _spec_record(spec, tid)
         fires[tid] = spec.first_fire(now)
+    deduped: dict[int, uuid.UUID] = {}  # position → the task whose dedup window took it
     async with pool.acquire() as conn, conn.transaction():
-        inserted = await statements.insert_tasks(conn, records=records, now=now)
+        await _check_rate_limits(conn, specs, batch)
+        await _dedup(conn, specs, ids, records, fires, by_id, deduped, now)
+        inserted = await statements.insert_tasks(conn, records=list(records.values()), now=now)
         existing: dict[str, uuid.UUID] = {}
-        lost_keys = [r["idempotency_key"] for r in records if uuid.UUID(r["id"]) not in inserted]
+        lost_keys = [r["idempotency_key"] for tid, r in records.items() if tid not in inserted]
         if lost_keys:
             rows = await statements.tasks_by_idempotency_key(conn, keys=lost_keys)
             existing = {r["idempotency_key"]: r["id"] for r in rows}
-            asked = {r["idempotency_key"]: r["request_hash"] for r in records}
+            asked = {r["idempotency_key"]: r["request_hash"] for r in records.values()}
             for r in rows:
                 if r["request_hash"] is not None and r["request_hash"] != asked[r["idempotency_key"]]:
                     raise Conflict(f"idempotency key {r['idempotency_key']!r} was used for a different request "
                                    f"(task {r['id']}); send the same request to get that task, or use a new key")
+        # A record not inserted: its idempotency key belongs to a task created earlier.
+        earlier_of = {tid: existing[r["idempotency_key"]] for tid, r in records.items() if tid not in inserted}
         runs = []
         for tid in inserted:
             spec, fire = by_id[tid], fires[tid]
             runs.append(NewRun(task_id=tid, attempt=1, type=spec.type, queue=spec.queue,
                                priority=spec.priority, scheduled_for=fire, due_at=max(fire, now),
-                               concurrency_key=spec.concurrency_key, concurrency_limit=spec.concurrency_limit))
+                               concurrency_key=spec.concurrency_key, concurrency_limit=spec.concurrency_limit,
+                               rate_limit=spec.rate_limit))
         await insert_runs(conn, runs, now)
     fleet = await waiting.fleet(pool, now, lease_s)
-    earlier = await get_tasks(pool, list(existing.values()), lease_s=lease_s, fleet=fleet) if existing else {}
+    others = [*earlier_of.values(), *deduped.values()]
+    earlier = await get_tasks(pool, others, lease_s=lease_s, fleet=fleet) if others else {}
     warnings = waiting.create_warnings((by_id[t].type for t in inserted), fleet)
     out: list[tuple[dict[str, Any], bool]] = []
     seen: set[uuid.UUID] = set()
-    for tid, spec in zip(ids, specs, strict=True):
-        if tid in inserted:
+    for i, (tid, spec) in enumerate(zip(ids, specs, strict=True)):
+        if i in deduped:
+            out.append(({**earlier[deduped[i]], "deduplicated": True}, False))
+        elif tid in inserted:
             view = _fresh_view(tid, by_id[tid], now, max(fires[tid], now), fleet)
             view["warnings"] = warnings.get(spec.type, [])
-            out.append((view, tid not in seen))
+            out.append(({**view, "deduplicated": tid in seen and spec.dedup_key is not None}, tid not in seen))
             seen.add(tid)
-        else:  # the key belongs to a task created earlier
-            out.append((earlier[existing[spec.idempotency_key or ""]], False))
+        else:
+            out.append(({**earlier[earlier_of[tid]], "deduplicated": False}, False))
     return out
+
+
+async def _check_rate_limits(conn: asyncpg.Connection, specs: list[TaskSpec], batch: bool) -> None:
+    """Every rate limit named must exist; held (KEY SHARE) until commit so none is deleted
+    under a task being made."""
+    names = sorted({s.rate_limit for s in specs if s.rate_limit is not None})
+    if not names:
+        return
+    found = await statements.lock_rate_limits(conn, names=names)
+    errors = [(f"{f'tasks[{i}].' if batch else ''}rate_limit",
+               f"no rate limit named {s.rate_limit!r}; create it first with PUT /api/rate-limits/{s.rate_limit}")
+              for i, s in enumerate(specs) if s.rate_limit is not None and s.rate_limit not in found]
+    if errors:
+        raise Invalid(errors)
+
+
+async def _dedup(conn: asyncpg.Connection, specs: list[TaskSpec], ids: list[uuid.UUID],
+                 records: dict[uuid.UUID, dict[str, Any]], fires: dict[uuid.UUID, datetime],
+                 by_id: dict[uuid.UUID, TaskSpec], deduped: dict[int, uuid.UUID], now: datetime) -> None:
+    """Dedup windows, in the create's transaction. Creates with a key serialise on it; one
+    whose key a task already holds with an open window becomes that task (with `replace`,
+    the task takes the new payload, and run_at when given) and is not inserted; a key twice
+    in one batch is one task, the first."""
+    keys = sorted({s.dedup_key for s in specs if s.dedup_key is not None})
+    if not keys:
+        return
+    await statements.dedup_lock(conn, keys=keys)
+    active = sorted({s.dedup_key for s in specs if s.dedup_key is not None and s.dedup_while == "active"})
+    holders = await statements.dedup_matches(conn, keys=keys, active_keys=active)
+    first: dict[str, uuid.UUID] = {}
+    for i, (tid, spec) in enumerate(zip(ids, specs, strict=True)):
+        key = spec.dedup_key
+        if key is None or by_id.get(tid) is not spec:  # no key, or a repeat of an idempotency key
+            continue
+        if key in holders:  # an existing task's window is open
+            deduped[i] = holders[key]
+            del records[tid]
+            if spec.dedup_on_duplicate == "replace":
+                await statements.dedup_replace(conn, task_id=holders[key], payload=spec.payload, now=now)
+                if spec.run_at is not None and spec.cron is None:
+                    await statements.move_pending_run(conn, task_id=holders[key], run_at=spec.run_at, now=now)
+        elif key in first:  # the same key earlier in this batch
+            ids[i] = first[key]
+            del records[tid]
+            if spec.dedup_on_duplicate == "replace":
+                kept = first[key]
+                moved = spec.run_at is not None and spec.cron is None
+                by_id[kept] = dataclasses.replace(by_id[kept], payload=spec.payload,
+                                                  run_at=spec.run_at if moved else by_id[kept].run_at)
+                records[kept]["payload"] = spec.payload
+                if moved:
+                    records[kept]["run_at"] = timeutil.iso(spec.run_at)
+                    fires[kept] = spec.run_at  # type: ignore[assignment]
+        else:
+            first[key] = tid
 
 
 def _fresh_view(tid: uuid.UUID, spec: TaskSpec, now: datetime, due: datetime, fleet: waiting.Fleet) -> dict[str, Any]:
@@ -132,8 +209,9 @@ async def _with_last_runs(conn: asyncpg.Connection | asyncpg.Pool, rows: list[as
     last = {r["task_id"]: r for r in await statements.last_runs(conn, tasks=rows)}
     now = timeutil.utcnow()
     keys = {r["concurrency_key"] for r in rows if r["concurrency_key"] is not None}
-    if fleet is None or (keys - fleet.holders.keys()):
-        fleet = await waiting.fleet(conn, now, lease_s, keys=keys)
+    limits = {r["rate_limit"] for r in rows if r["rate_limit"] is not None}
+    if fleet is None or (keys - fleet.holders.keys()) or (limits - fleet.buckets.keys()):
+        fleet = await waiting.fleet(conn, now, lease_s, keys=keys, rate_limits=limits)
     return [task_view(r, last.get(r["id"]), waiting.task_waiting(r, fleet, now)) for r in rows]
 
 
@@ -193,7 +271,8 @@ async def _run_views(pool: asyncpg.Pool | asyncpg.Connection, rows: list[asyncpg
     now = timeutil.utcnow()
     pending = [r for r in rows if r["state"] == "pending"]
     keys = {r["concurrency_key"] for r in pending if r["concurrency_key"] is not None}
-    fleet = await waiting.fleet(pool, now, lease_s, keys=keys) if pending else None
+    limits = {r["rate_limit"] for r in pending if r["rate_limit"] is not None}
+    fleet = await waiting.fleet(pool, now, lease_s, keys=keys, rate_limits=limits) if pending else None
     return [run_view(r, waiting.run_waiting(r, r["task_status"], fleet, now) if fleet else None) for r in rows]
 
 
@@ -229,7 +308,7 @@ def _cron_slot(task: asyncpg.Record, now: datetime, due: datetime | None = None)
     fire = timeutil.cron_next(task["cron"], task["timezone"], now)
     return NewRun(task_id=task["id"], attempt=1, type=task["type"], queue=task["queue"], priority=task["priority"],
                   scheduled_for=fire, due_at=due or fire, concurrency_key=task["concurrency_key"],
-                  concurrency_limit=task["concurrency_limit"])
+                  concurrency_limit=task["concurrency_limit"], rate_limit=task["rate_limit"])
 
 
 @retry_conflicts
@@ -269,7 +348,8 @@ async def trigger_task(pool: asyncpg.Pool, task_id: uuid.UUID, now: datetime) ->
     async with _locked(pool, task_id, (TaskStatus.ACTIVE,), refusal) as (conn, task):
         run = NewRun(task_id=task_id, attempt=1, type=task["type"], queue=task["queue"],
                      priority=task["priority"], scheduled_for=now, due_at=now, reason="trigger",
-                     concurrency_key=task["concurrency_key"], concurrency_limit=task["concurrency_limit"])
+                     concurrency_key=task["concurrency_key"], concurrency_limit=task["concurrency_limit"],
+                     rate_limit=task["rate_limit"])
         if not await insert_runs(conn, [run], now):
             raise Conflict("a trigger for this instant already exists; try again")
         row = await statements.get_run(conn, run_id=run.id)
@@ -282,9 +362,13 @@ async def patch_task(pool: asyncpg.Pool, task_id: uuid.UUID, body: Any, now: dat
                      validate: Callable[[Any, str, str | None], dict[str, Any]]) -> dict[str, Any]:
     async with _locked(pool, task_id, LIVE, "a finished task cannot be changed") as (conn, task):
         changes = validate(body, task["type"], task["cron"])
+        if changes.get("rate_limit") is not None and not await statements.lock_rate_limits(
+                conn, names=[changes["rate_limit"]]):
+            raise Invalid([("rate_limit", f"no rate limit named {changes['rate_limit']!r}; create it first with "
+                                          f"PUT /api/rate-limits/{changes['rate_limit']}")])
         encoded = {k: (timeutil.iso(v) if isinstance(v, datetime) else v) for k, v in changes.items()}
         new = await statements.patch_task(conn, task_id=task_id, changes=encoded, now=now)
-        if {"queue", "priority", "concurrency"} & changes.keys():
+        if {"queue", "priority", "concurrency", "rate_limit"} & changes.keys():
             await statements.repoint_pending_runs(conn, task_id=task_id)
         if new["cron"] and {"cron", "timezone"} & changes.keys():
             await statements.drop_pending_slots(conn, task_id=task_id)
@@ -354,6 +438,38 @@ async def set_queue_paused(pool: asyncpg.Pool, name: str, paused: bool, now: dat
         await statements.resume_queue(pool, queue=name, now=now)
     [view] = await list_queues(pool, now, lease_s, only=name)
     return view
+
+
+def rate_limit_view(r: asyncpg.Record | dict[str, Any], now: datetime) -> dict[str, Any]:
+    """A rate limit, with its tokens as of `now` (what the claim would see)."""
+    elapsed = max(0.0, (now - r["refilled_at"]).total_seconds())
+    return {
+        "name": r["name"], "per_second": r["per_second"], "burst": r["burst"],
+        "tokens": round(min(float(r["burst"]), r["tokens"] + elapsed * r["per_second"]), 3),
+        "paused_until": timeutil.iso(r["paused_until"]) if r["paused_until"] and r["paused_until"] > now else None,
+        "created_at": timeutil.iso(r["created_at"]), "updated_at": timeutil.iso(r["updated_at"]),
+    }
+
+
+async def put_rate_limit(pool: asyncpg.Pool, name: str, per_second: float, burst: int,
+                         now: datetime) -> dict[str, Any]:
+    row = await statements.put_rate_limit(pool, name=name, per_second=per_second, burst=burst, now=now)
+    return rate_limit_view(row, now)
+
+
+async def list_rate_limits(pool: asyncpg.Pool, now: datetime, name: str | None = None) -> list[dict[str, Any]]:
+    rows = await statements.rate_limits(pool, names=None if name is None else [name])
+    return [rate_limit_view(r, now) for r in rows]
+
+
+async def delete_rate_limit(pool: asyncpg.Pool, name: str) -> None:
+    row = await statements.delete_rate_limit(pool, name=name)
+    if not row["found"]:
+        raise NotFound("rate limit with that name")
+    if not row["deleted"]:
+        users = ", ".join(str(u) for u in row["users"])
+        raise Conflict(f"rate limit {name!r} is used by tasks that are not finished (e.g. {users}); "
+                       "cancel them or PATCH their rate_limit to null first")
 
 
 def _worker_view(r: asyncpg.Record) -> dict[str, Any]:

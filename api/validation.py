@@ -42,12 +42,15 @@ HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 CREATE_FIELDS = frozenset({
     "name", "type", "payload", "run_at", "delay_s", "cron", "timezone", "queue", "priority",
     "max_attempts", "timeout_s", "retry_backoff_s", "retry_backoff_max_s", "retry_jitter",
-    "idempotency_key", "catch_up", "overlap", "concurrency",
+    "idempotency_key", "catch_up", "overlap", "concurrency", "rate_limit", "dedup",
 })
 PATCH_FIELDS = frozenset({
     "name", "payload", "run_at", "cron", "timezone", "queue", "priority", "max_attempts",
     "timeout_s", "retry_backoff_s", "retry_backoff_max_s", "retry_jitter", "catch_up", "overlap", "concurrency",
+    "rate_limit", "dedup",
 })
+# Fields a PATCH may set to null, to remove them.
+NULLABLE_PATCH_FIELDS = frozenset({"concurrency", "rate_limit", "dedup"})
 HTTP_PAYLOAD_FIELDS = frozenset({"method", "url", "headers", "json", "body", "timeout_s",
                                  "expect_status", "retry_on_status"})
 SHELL_PAYLOAD_FIELDS = frozenset({"command", "env", "cwd", "timeout_s"})
@@ -76,6 +79,10 @@ class TaskSpec:
     idempotency_key: str | None = None
     concurrency_key: str | None = None
     concurrency_limit: int | None = None
+    rate_limit: str | None = None  # a rate limit's name; that it exists is checked at insert
+    dedup_key: str | None = None
+    dedup_while: str | None = None  # pending | active
+    dedup_on_duplicate: str | None = None  # keep | replace
 
     def request_hash(self) -> str:
         """A fingerprint of what was asked (not of when): two creates with one idempotency
@@ -326,9 +333,52 @@ def _concurrency(errs: Errors, prefix: str, value: Any, spec: TaskSpec) -> None:
         spec.concurrency_key, spec.concurrency_limit = key, limit
 
 
+RATE_LIMIT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$")
+RATE_LIMIT_RULE = "must be a rate limit's name: 1-200 of A-Z a-z 0-9 . _ : -, starting with a letter or digit"
+
+
+def _rate_limit(errs: Errors, prefix: str, value: Any, spec: TaskSpec) -> None:
+    """`rate_limit`: a rate limit's name (that it exists is checked when the task is written)."""
+    if value is None:
+        spec.rate_limit = None
+    elif not isinstance(value, str) or not RATE_LIMIT_RE.match(value):
+        errs.add(f"{prefix}rate_limit", RATE_LIMIT_RULE)
+    else:
+        spec.rate_limit = value
+
+
+def _dedup(errs: Errors, prefix: str, value: Any, spec: TaskSpec) -> None:
+    """`dedup`: {"key": 1-200 characters, "while": pending|active, "on_duplicate": keep|replace}."""
+    if value is None:
+        spec.dedup_key = spec.dedup_while = spec.dedup_on_duplicate = None
+        return
+    if not isinstance(value, dict):
+        errs.add(f"{prefix}dedup", 'must be an object: {"key": str, "while": "pending"|"active", '
+                 '"on_duplicate": "keep"|"replace"}')
+        return
+    _unknown(errs, f"{prefix}dedup.", value, frozenset({"key", "while", "on_duplicate"}))
+    if "key" not in value:
+        errs.add(f"{prefix}dedup.key", "is required: creates with the same key are one task while its window is open")
+    key = _string(errs, f"{prefix}dedup.key", value.get("key"), lo=1, hi=200) if "key" in value else None
+    ok = True
+    for name, allowed, default in (("while", ("pending", "active"), "active"),
+                                   ("on_duplicate", ("keep", "replace"), "keep")):
+        if value.get(name, default) not in allowed:
+            errs.add(f"{prefix}dedup.{name}", f"must be one of {', '.join(allowed)}")
+            ok = False
+    if key is not None and ok:
+        spec.dedup_key = key
+        spec.dedup_while = value.get("while", "active")
+        spec.dedup_on_duplicate = value.get("on_duplicate", "keep")
+
+
 def _policy(errs: Errors, prefix: str, body: dict[str, Any], spec: TaskSpec) -> None:
     if "concurrency" in body:
         _concurrency(errs, prefix, body["concurrency"], spec)
+    if "rate_limit" in body:
+        _rate_limit(errs, prefix, body["rate_limit"], spec)
+    if "dedup" in body:
+        _dedup(errs, prefix, body["dedup"], spec)
     if "queue" in body:
         q = body["queue"]
         if not isinstance(q, str) or not QUEUE_RE.match(q):
@@ -417,7 +467,7 @@ def validate_patch(body: Any, current_type: str, current_cron: str | None) -> tu
     if "type" in body:
         errs.add("type", "cannot be changed; create a new task")
     _unknown(errs, "", {k: v for k, v in body.items() if k != "type"}, PATCH_FIELDS)
-    _no_nulls(errs, "", body, PATCH_FIELDS - {"concurrency"})  # concurrency: null removes it
+    _no_nulls(errs, "", body, PATCH_FIELDS - NULLABLE_PATCH_FIELDS)  # null removes these
     changes: dict[str, Any] = {}
     if "name" in body:
         changes["name"] = _string(errs, "name", body["name"])
@@ -454,6 +504,33 @@ def validate_patch(body: Any, current_type: str, current_cron: str | None) -> tu
     if "concurrency" in body:
         changes["concurrency"] = (None if probe.concurrency_key is None else
                                   {"key": probe.concurrency_key, "limit": probe.concurrency_limit})
+    if "rate_limit" in body:
+        changes["rate_limit"] = probe.rate_limit
+    if "dedup" in body:
+        changes["dedup"] = (None if probe.dedup_key is None else
+                            {"key": probe.dedup_key, "while": probe.dedup_while,
+                             "on_duplicate": probe.dedup_on_duplicate})
     if errs.items:
         return {}, errs.items
     return changes, []
+
+
+MIN_RATE, MAX_RATE = 0.001, 1_000_000.0  # a token every ~17 minutes .. a million a second
+
+
+def validate_rate_limit(body: Any) -> tuple[tuple[float, int] | None, list[FieldError]]:
+    """A PUT /api/rate-limits/{name} body → (per_second, burst)."""
+    errs = Errors()
+    if not isinstance(body, dict):
+        errs.add("body", 'must be a JSON object: {"per_second": number, "burst": int}')
+        return None, errs.items
+    _unknown(errs, "", body, frozenset({"per_second", "burst"}))
+    rate = None
+    if "per_second" not in body:
+        errs.add("per_second", "is required: the tokens added each second")
+    else:
+        rate = _number(errs, "per_second", body["per_second"], lo=MIN_RATE, hi=MAX_RATE)
+    burst = _integer(errs, "burst", body.get("burst", 1), lo=1, hi=1_000_000)
+    if errs.items or rate is None or burst is None:
+        return None, errs.items
+    return (rate, burst), []

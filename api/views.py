@@ -79,6 +79,9 @@ def task_view(t: Mapping[str, Any], last_run: Mapping[str, Any] | None,
         "idempotency_key": t["idempotency_key"],
         "concurrency": ({"key": t["concurrency_key"], "limit": t["concurrency_limit"]}
                         if t["concurrency_key"] is not None else None),
+        "rate_limit": t["rate_limit"],
+        "dedup": ({"key": t["dedup_key"], "while": t["dedup_while"], "on_duplicate": t["dedup_on_duplicate"]}
+                  if t["dedup_key"] is not None else None),
         "quarantined": status == TaskStatus.QUARANTINED,
         "lost_runs": t["lost_runs"],
         "created_at": timeutil.iso(t["created_at"]),

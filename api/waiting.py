@@ -30,6 +30,15 @@ class Taker:
 
 
 @dataclass(frozen=True)
+class Bucket:
+    """A rate limit as the claim would see it now."""
+
+    tokens: float
+    next_token_at: datetime | None  # when the next whole token is there (None: one is now)
+    paused_until: datetime | None
+
+
+@dataclass(frozen=True)
 class Fleet:
     """The connected workers as the claim sees them: what each takes, and its free slots."""
 
@@ -37,6 +46,8 @@ class Fleet:
     paused: frozenset[str] = frozenset()  # paused queues
     # Concurrency key → the runs holding its slots (for the keys of the rows at hand).
     holders: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # Rate limit name → its bucket (for the rate limits of the rows at hand).
+    buckets: Mapping[str, Bucket] = field(default_factory=dict)
 
     def for_run(self, type_: str, queue: str) -> list[Taker]:
         return [t for t in self.takers if type_ in t.types and (not t.queues or queue in t.queues)]
@@ -45,13 +56,23 @@ class Fleet:
         return any(type_ in t.types for t in self.takers)
 
 
+def bucket(r: Mapping[str, Any], now: datetime) -> Bucket:
+    elapsed = max(0.0, (now - r["refilled_at"]).total_seconds())
+    tokens = min(float(r["burst"]), r["tokens"] + elapsed * r["per_second"])
+    nxt = None if tokens >= 1 else now + timedelta(seconds=(1 - tokens) / r["per_second"])
+    paused = r["paused_until"] if r["paused_until"] is not None and r["paused_until"] > now else None
+    return Bucket(tokens, nxt, paused)
+
+
 async def fleet(conn: asyncpg.Pool | asyncpg.Connection, now: datetime, lease_s: float,
-                keys: Iterable[str] = ()) -> Fleet:
+                keys: Iterable[str] = (), rate_limits: Iterable[str] = ()) -> Fleet:
     row = await statements.fleet(conn, alive_since=now - timedelta(seconds=lease_s))
     keys = sorted(set(keys))
     held = await statements.concurrency_holders(conn, keys=keys) if keys else {}
+    names = sorted(set(rate_limits))
+    buckets = {r["name"]: bucket(r, now) for r in await statements.rate_limits(conn, names=names)} if names else {}
     return Fleet(tuple(Taker(frozenset(t["types"]), frozenset(t["queues"]), int(t["free"])) for t in row["takers"]),
-                 frozenset(row["paused"]), {k: tuple(str(i) for i in held.get(k, ())) for k in keys})
+                 frozenset(row["paused"]), {k: tuple(str(i) for i in held.get(k, ())) for k in keys}, buckets)
 
 
 def _wait(reason: str, detail: str, until: datetime | None = None) -> dict[str, Any]:
@@ -64,7 +85,7 @@ def _infinite(value: datetime) -> bool:
 
 def waiting(*, state: str, due_at: datetime | None, reason: str, type_: str, queue: str, task_status: str,
             fleet: Fleet, now: datetime, concurrency_key: str | None = None,
-            concurrency_limit: int | None = None) -> dict[str, Any] | None:
+            concurrency_limit: int | None = None, rate_limit: str | None = None) -> dict[str, Any] | None:
     """`waiting` of one run (None unless it is pending)."""
     if state != "pending" or due_at is None:
         return None
@@ -92,13 +113,20 @@ def waiting(*, state: str, due_at: datetime | None, reason: str, type_: str, que
     if concurrency_key is not None and concurrency_limit is not None and len(held) >= concurrency_limit:
         return _wait("concurrency", f"concurrency key {concurrency_key!r} allows {concurrency_limit} at once; "
                      f"running now: {', '.join(held)}; it starts when one of them ends")
+    b = fleet.buckets.get(rate_limit or "")
+    if b is not None and b.paused_until is not None:
+        return _wait("rate_limit", f"rate limit {rate_limit!r} is paused: a target answered 429/503 with "
+                     "Retry-After", b.paused_until)
+    if b is not None and b.next_token_at is not None:
+        return _wait("rate_limit", f"rate limit {rate_limit!r} has no token left; it starts on the next one",
+                     b.next_token_at)
     return _wait("no_worker", "due now; being handed to a worker with a free slot")
 
 
 def run_waiting(r: Mapping[str, Any], task_status: str, fleet: Fleet, now: datetime) -> dict[str, Any] | None:
     return waiting(state=r["state"], due_at=r["due_at"], reason=r["reason"], type_=r["type"], queue=r["queue"],
                    task_status=task_status, fleet=fleet, now=now, concurrency_key=r["concurrency_key"],
-                   concurrency_limit=r["concurrency_limit"])
+                   concurrency_limit=r["concurrency_limit"], rate_limit=r["rate_limit"])
 
 
 def task_waiting(t: Mapping[str, Any], fleet: Fleet, now: datetime) -> dict[str, Any] | None:
@@ -107,7 +135,8 @@ def task_waiting(t: Mapping[str, Any], fleet: Fleet, now: datetime) -> dict[str,
         return None
     return waiting(state="pending", due_at=t["pending_due"], reason=t["pending_reason"], type_=t["type"],
                    queue=t["queue"], task_status=t["status"], fleet=fleet, now=now,
-                   concurrency_key=t["concurrency_key"], concurrency_limit=t["concurrency_limit"])
+                   concurrency_key=t["concurrency_key"], concurrency_limit=t["concurrency_limit"],
+                   rate_limit=t["rate_limit"])
 
 
 def create_warnings(types: Iterable[str], fleet: Fleet) -> dict[str, list[str]]:

@@ -140,6 +140,11 @@ def task_text(t: dict[str, Any]) -> str:
                    f"{t['retry_backoff_s']:g}s..{t['retry_backoff_max_s']:g}s"
                    + (" with jitter" if t["retry_jitter"] else "")),
     ]
+    limits = [f"concurrency key {c['key']} (limit {c['limit']})" for c in [t.get("concurrency")] if c]
+    limits += [f"rate limit {t['rate_limit']}"] if t.get("rate_limit") else []
+    limits += [f"dedup key {d['key']} (while {d['while']}, {d['on_duplicate']})" for d in [t.get("dedup")] if d]
+    if limits:
+        fields.append(("limits", ", ".join(limits)))
     if t.get("waiting"):
         w = t["waiting"]
         fields.append(("waiting", f"{w['reason']}: {w['detail']}" + (f" (until {w['until']})" if w["until"] else "")))
@@ -189,6 +194,15 @@ def _add_task_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
     p.add_argument("--concurrency-key", dest="concurrency_key",
                    help="at most --concurrency-limit runs of tasks with this key run at once")
     p.add_argument("--concurrency-limit", dest="concurrency_limit", type=int, help="1-10,000 (default 1)")
+    p.add_argument("--rate-limit", dest="rate_limit",
+                   help="the name of a rate limit (skiplock rate-limits set NAME ...) its runs obey")
+    if create:
+        p.add_argument("--dedup-key", dest="dedup_key",
+                       help="while a task with this key waits or runs, a create with it returns that task")
+        p.add_argument("--dedup-while", dest="dedup_while", choices=("pending", "active"),
+                       help="the window: the task has a pending run, or a pending or running one (default active)")
+        p.add_argument("--dedup-replace", dest="dedup_replace", action="store_true",
+                       help="a duplicate replaces the waiting task's payload and run_at (debounce)")
     p.add_argument("--body", help="a whole task as JSON, or @file (the flags override its fields)")
 
 
@@ -207,6 +221,13 @@ def _task_body(args: argparse.Namespace, *, create: bool) -> dict[str, Any]:
                                **({"limit": args.concurrency_limit} if args.concurrency_limit is not None else {})}
     elif args.concurrency_limit is not None:
         raise ConfigError("--concurrency-limit goes with --concurrency-key")
+    if args.rate_limit is not None:
+        body["rate_limit"] = args.rate_limit
+    if create and args.dedup_key is not None:
+        body["dedup"] = {"key": args.dedup_key, **({"while": args.dedup_while} if args.dedup_while else {}),
+                         **({"on_duplicate": "replace"} if args.dedup_replace else {})}
+    elif create and (args.dedup_while or args.dedup_replace):
+        raise ConfigError("--dedup-while and --dedup-replace go with --dedup-key")
     return body
 
 
@@ -337,6 +358,27 @@ def queues(args: argparse.Namespace) -> int:
     return _list_or_act(args, "queues", args.name, "a queue name", QUEUE_COLS)
 
 
+RATE_LIMIT_COLS = ["name", "per_second", "burst", "tokens", "paused_until"]
+
+
+def rate_limits(args: argparse.Namespace) -> int:
+    """`skiplock rate-limits` lists; `set NAME --per-second N [--burst B]`; `delete NAME`."""
+    if args.action == "list":
+        data = request(args, "GET", "/api/rate-limits")
+        return _emit(args, data, data["rate_limits"], RATE_LIMIT_COLS)
+    if not args.name:
+        raise ConfigError(f"skiplock rate-limits {args.action} needs a rate limit's name")
+    if args.action == "delete":
+        request(args, "DELETE", f"/api/rate-limits/{args.name}")
+        print(f"deleted {args.name}")
+        return 0
+    if args.per_second is None:
+        raise ConfigError("skiplock rate-limits set needs --per-second")
+    body = {"per_second": args.per_second, **({"burst": args.burst} if args.burst is not None else {})}
+    one = request(args, "PUT", f"/api/rate-limits/{args.name}", body)
+    return _emit(args, one, [one], RATE_LIMIT_COLS)
+
+
 def cluster_status(args: argparse.Namespace) -> int:
     """One coordinator's view over gRPC Admin: workers, runs by state, backlog."""
     import grpc
@@ -435,6 +477,13 @@ def add_client_commands(sub: Any) -> None:
     qu.add_argument("action", nargs="?", default="list", choices=("list", "pause", "resume"))
     qu.add_argument("name", nargs="?", help="the queue, for pause and resume")
     qu.set_defaults(func=queues)
+
+    rl = client(sub.add_parser("rate-limits", help="rate limits (token buckets); set or delete one"))
+    rl.add_argument("action", nargs="?", default="list", choices=("list", "set", "delete"))
+    rl.add_argument("name", nargs="?", help="the rate limit, for set and delete")
+    rl.add_argument("--per-second", dest="per_second", type=float, help="tokens a second (set)")
+    rl.add_argument("--burst", type=int, help="the bucket's size: at most this many start at once (set; default 1)")
+    rl.set_defaults(func=rate_limits)
 
     cl = sub.add_parser("cluster", help="the cluster as a coordinator sees it")
     csub = cl.add_subparsers(dest="cluster_command", required=True, metavar="ACTION")

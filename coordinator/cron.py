@@ -97,5 +97,6 @@ async def materialise_next(conn: asyncpg.Connection, rows: Sequence[ClaimedRun],
             due = timeutil.NEVER if reason == "catch_up" else max(fire, now)
             nxt.append(NewRun(task_id=r["task_id"], attempt=1, type=r["type"], queue=r["queue"],
                               priority=r["priority"], scheduled_for=fire, due_at=due, reason=reason,
-                              concurrency_key=r["concurrency_key"], concurrency_limit=r["concurrency_limit"]))
+                              concurrency_key=r["concurrency_key"], concurrency_limit=r["concurrency_limit"],
+                              rate_limit=r["rate_limit"]))
     await insert_runs(conn, nxt, now, cron_slots=True)

@@ -73,10 +73,11 @@ class Dispatcher:
         self._queues_stale = True
         self.poke()
 
-    def due_at(self, unix_s: float) -> None:
+    def due_at(self, unix_s: float, ahead: bool = True) -> None:
         """Some run becomes due at `unix_s`: wake now, or arm the timer for just before then
-        (the claim takes runs due within `claim_ahead_s`)."""
-        delay = unix_s - self.settings.claim_ahead_s - time.time()
+        (the claim takes runs due within `claim_ahead_s`; `ahead=False`: at `unix_s` itself,
+        for a bucket's next token, which the claim counts at the instant it runs)."""
+        delay = unix_s - (self.settings.claim_ahead_s if ahead else 0.0) - time.time()
         if delay <= 0:
             self.poke()
             return
@@ -145,7 +146,9 @@ class Dispatcher:
                 if not slots:  # none of these kinds, or all taken: a result frees one and pokes
                     continue
                 claimed = await self.claim(kinds, queues, slots)
-                if len(claimed) == len(slots):
+                # Full: more may be due. Some picked runs held back by their limits: claim
+                # again, when those limits look full and are passed over for other work.
+                if len(claimed) == len(slots) or (claimed and claimed[0].picked > len(claimed)):
                     more = True
                 else:
                     waiting = True
@@ -154,11 +157,14 @@ class Dispatcher:
         return more
 
     async def _arm_timer(self, types: tuple[str, ...], queues: tuple[str, ...]) -> None:
-        horizon = self.clock() + timedelta(seconds=self.settings.claim_ahead_s)
-        nxt = await statements.next_due(self.pool, after=horizon, types=types, queues=queues,
+        now = self.clock()
+        horizon = now + timedelta(seconds=self.settings.claim_ahead_s)
+        nxt = await statements.next_due(self.pool, after=horizon, now=now, types=types, queues=queues,
                                         paused=self.paused_queues)
-        if nxt is not None:
-            self.due_at(nxt.timestamp())
+        if nxt.due_at is not None:
+            self.due_at(nxt.due_at.timestamp())
+        if nxt.token_at is not None:
+            self.due_at(nxt.token_at.timestamp(), ahead=False)
 
     async def claim(self, types: tuple[str, ...], queues: tuple[str, ...], slots: list[str]) -> list[ClaimedRun]:
         now = self.clock()

@@ -32,6 +32,7 @@ class ResultRow:
     retryable: bool = True
     retry_after_s: float = 0.0
     released: bool = False  # handed back by a worker shutting down
+    throttled: bool = False  # the target asked to slow down: pause the run's rate limit
 
 
 @dataclass
@@ -72,7 +73,7 @@ async def apply_followups(conn: asyncpg.Connection, rows: Sequence[EndedRun], no
         retries.append(NewRun(task_id=r["task_id"], attempt=r["attempt"] + 1, type=r["type"],
                               queue=r["queue"], priority=r["priority"], scheduled_for=r["scheduled_for"],
                               due_at=due, reason="retry", concurrency_key=r["concurrency_key"],
-                              concurrency_limit=r["concurrency_limit"]))
+                              concurrency_limit=r["concurrency_limit"], rate_limit=r["rate_limit"]))
     await insert_runs(conn, retries, now)
     finals: dict[str, list[uuid.UUID]] = {}
     for r in rows:
@@ -99,6 +100,7 @@ async def apply_results(conn: asyncpg.Connection, results: Sequence[ResultRow], 
             retryable=[r.retryable for r in results], retry_after_s=[r.retry_after_s for r in results],
             released=[r.released for r in results], worker_ids=[r.worker_id for r in results])
         applied = await apply_followups(conn, rows, now, max_lost_runs)
+        await _pause_throttled(conn, results, rows, now)
         if len(rows) < len(results):
             done = {r["id"] for r in rows}
             rest = [r for r in results if r.run_id not in done]
@@ -106,6 +108,24 @@ async def apply_results(conn: asyncpg.Connection, results: Sequence[ResultRow], 
                                                   tokens=[r.token for r in rest])
             applied.duplicates = {d["id"] for d in dup}
         return applied
+
+
+MAX_THROTTLE_S = 3600.0  # a Retry-After is honoured up to an hour
+
+
+async def _pause_throttled(conn: asyncpg.Connection, results: Sequence[ResultRow], rows: Sequence[EndedRun],
+                           now: datetime) -> None:
+    """A target that answered 429/503 with Retry-After pauses the whole rate limit of the
+    run's task until then, not only this run's retry."""
+    throttled = {r.run_id: r.retry_after_s for r in results if r.throttled and r.retry_after_s > 0}
+    until: dict[str, datetime] = {}
+    for row in rows:
+        if row["id"] in throttled and row["rate_limit"] is not None:
+            at = now + timedelta(seconds=min(throttled[row["id"]], MAX_THROTTLE_S))
+            until[row["rate_limit"]] = max(at, until.get(row["rate_limit"], at))
+    if until:
+        names = sorted(until)
+        await statements.pause_rate_limits(conn, names=names, until=[until[n] for n in names], now=now)
 
 
 async def reap(conn: asyncpg.Connection, now: datetime, max_lost_runs: int, limit: int = 1000) -> Applied:

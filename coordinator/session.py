@@ -177,7 +177,8 @@ class WorkerSessionService(pb_grpc.WorkerSessionServicer):
             rows.append(ResultRow(run_id=run_id, token=token, worker_id=w.id, state=state,
                                   result=r.result_json or None, error=r.error or None,
                                   finished_at=_ts(r.finished_at, now), retryable=r.retryable,
-                                  retry_after_s=r.retry_after_s, released=r.released))
+                                  retry_after_s=r.retry_after_s, released=r.released,
+                                  throttled=r.throttled))
         self.results.add(rows)
         self.dispatcher.poke()
 

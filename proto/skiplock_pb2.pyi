@@ -80,7 +80,7 @@ class Heartbeat(_message.Message):
     def __init__(self, running: _Optional[_Iterable[_Union[RunRef, _Mapping]]] = ..., draining: _Optional[bool] = ..., seq: _Optional[int] = ...) -> None: ...
 
 class Result(_message.Message):
-    __slots__ = ("run_id", "lease_token", "outcome", "result_json", "error", "retryable", "retry_after_s", "started_at", "finished_at", "released")
+    __slots__ = ("run_id", "lease_token", "outcome", "result_json", "error", "retryable", "retry_after_s", "started_at", "finished_at", "released", "throttled")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     LEASE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
@@ -91,6 +91,7 @@ class Result(_message.Message):
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
     FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
     RELEASED_FIELD_NUMBER: _ClassVar[int]
+    THROTTLED_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     lease_token: str
     outcome: Outcome
@@ -101,7 +102,8 @@ class Result(_message.Message):
     started_at: float
     finished_at: float
     released: bool
-    def __init__(self, run_id: _Optional[str] = ..., lease_token: _Optional[str] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., result_json: _Optional[str] = ..., error: _Optional[str] = ..., retryable: _Optional[bool] = ..., retry_after_s: _Optional[float] = ..., started_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., released: _Optional[bool] = ...) -> None: ...
+    throttled: bool
+    def __init__(self, run_id: _Optional[str] = ..., lease_token: _Optional[str] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., result_json: _Optional[str] = ..., error: _Optional[str] = ..., retryable: _Optional[bool] = ..., retry_after_s: _Optional[float] = ..., started_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., released: _Optional[bool] = ..., throttled: _Optional[bool] = ...) -> None: ...
 
 class Results(_message.Message):
     __slots__ = ("results",)

@@ -25,6 +25,7 @@ class NewRun:
     id: uuid.UUID = field(default_factory=new_id)
     concurrency_key: str | None = None  # the task's, copied as type and queue are
     concurrency_limit: int | None = None
+    rate_limit: str | None = None
 
 
 async def insert_runs(conn: asyncpg.Connection | asyncpg.Pool, runs: list[NewRun], now: datetime,
@@ -40,4 +41,5 @@ async def insert_runs(conn: asyncpg.Connection | asyncpg.Pool, runs: list[NewRun
         types=[r.type for r in runs], queues=[r.queue for r in runs], priorities=[r.priority for r in runs],
         scheduled_for=[r.scheduled_for for r in runs], due_at=[r.due_at for r in runs],
         reasons=[r.reason for r in runs], now=now, check_history=cron_slots,
-        concurrency_keys=[r.concurrency_key for r in runs], concurrency_limits=[r.concurrency_limit for r in runs])
+        concurrency_keys=[r.concurrency_key for r in runs], concurrency_limits=[r.concurrency_limit for r in runs],
+        rate_limits=[r.rate_limit for r in runs])

@@ -16,16 +16,19 @@
 INSERT INTO skiplock_tasks (id, name, type, payload, queue, priority, run_at, cron, timezone,
                             catch_up, overlap, max_attempts, timeout_s, retry_backoff_s,
                             retry_backoff_max_s, retry_jitter, idempotency_key, request_hash,
-                            concurrency_key, concurrency_limit, created_at, updated_at)
+                            concurrency_key, concurrency_limit, rate_limit, dedup_key, dedup_while,
+                            dedup_on_duplicate, created_at, updated_at)
 SELECT id, name, type, payload, queue, priority, run_at, cron, timezone, catch_up, overlap,
        max_attempts, timeout_s, retry_backoff_s, retry_backoff_max_s, retry_jitter,
-       idempotency_key, request_hash, concurrency_key, concurrency_limit, $2, $2
+       idempotency_key, request_hash, concurrency_key, concurrency_limit, rate_limit, dedup_key, dedup_while,
+       dedup_on_duplicate, $2, $2
 FROM jsonb_to_recordset($1::jsonb) AS t(
     id uuid, name text, type text, payload jsonb, queue text, priority integer,
     run_at timestamptz, cron text, timezone text, catch_up text, overlap text,
     max_attempts integer, timeout_s double precision, retry_backoff_s double precision,
     retry_backoff_max_s double precision, retry_jitter boolean, idempotency_key text,
-    request_hash text, concurrency_key text, concurrency_limit integer)
+    request_hash text, concurrency_key text, concurrency_limit integer, rate_limit text, dedup_key text,
+    dedup_while text, dedup_on_duplicate text)
 ON CONFLICT (idempotency_key) DO NOTHING
 RETURNING id;
 
@@ -35,20 +38,20 @@ SELECT id, idempotency_key, request_hash FROM skiplock_tasks WHERE idempotency_k
 
 -- name: insert_runs
 -- New pending runs (first runs, retries, cron slots), with their task's concurrency key
--- ($12/$13, copied as type and queue are); wakes coordinators in the same
+-- ($12/$13) and rate limit ($14), copied as type and queue are; wakes coordinators in the same
 -- transaction with the earliest due time (unix seconds) as payload. With $11 (cron slots),
 -- a slot that already ended (moved to the history, so the hot table's unique key no longer
 -- sees it) is not made again; the history is searched from a day before the slot on, since
 -- a run cannot end before it is due.
 WITH ins AS (
     INSERT INTO skiplock_runs (id, task_id, attempt, type, queue, priority, scheduled_for,
-                               due_at, reason, created_at, concurrency_key, concurrency_limit)
+                               due_at, reason, created_at, concurrency_key, concurrency_limit, rate_limit)
     SELECT r.id, r.task_id, r.attempt, r.type, r.queue, r.priority, r.scheduled_for, r.due_at, r.reason, $10,
-           r.concurrency_key, r.concurrency_limit
+           r.concurrency_key, r.concurrency_limit, r.rate_limit
     FROM unnest($1::uuid[], $2::uuid[], $3::integer[], $4::text[], $5::text[], $6::integer[],
-                $7::timestamptz[], $8::timestamptz[], $9::text[], $12::text[], $13::integer[])
+                $7::timestamptz[], $8::timestamptz[], $9::text[], $12::text[], $13::integer[], $14::text[])
          AS r(id, task_id, attempt, type, queue, priority, scheduled_for, due_at, reason, concurrency_key,
-              concurrency_limit)
+              concurrency_limit, rate_limit)
     WHERE NOT $11::boolean
        OR NOT EXISTS (SELECT 1 FROM skiplock_run_history h
                       WHERE h.task_id = r.task_id AND h.scheduled_for = r.scheduled_for
@@ -69,9 +72,14 @@ HAVING count(*) > 0;
 -- its due time, so the claim's own cost (a fleet of cron slots) is not paid in lateness.
 -- The update finds the picked rows by ctid (a TID scan, whatever the planner thinks of the
 -- table): the rows are locked, so their ctid cannot change within the statement. A run with a
--- concurrency key is claimed only with a slot of its key (see 0008_concurrency.sql).
+-- rate limit starts only on a token of its bucket, and one with a concurrency key only with
+-- a slot of its key (see 0009_rate_limits_dedup.sql and 0008_concurrency.sql). `picked` in
+-- each row says how many runs the claim locked: more than it returned means some were held
+-- back by their limits, so the dispatcher claims again (the limits then look full and are
+-- passed over).
 WITH picked AS (
-    SELECT id, ctid, queue, concurrency_key AS ckey, concurrency_limit AS climit, priority, due_at
+    SELECT id, ctid, queue, concurrency_key AS ckey, concurrency_limit AS climit, rate_limit AS rlimit,
+           priority, due_at
     FROM skiplock_runs
     WHERE state = 'pending'
       AND due_at <= $9
@@ -80,19 +88,53 @@ WITH picked AS (
       -- $10: the paused queues as this coordinator knows them (a constant, so the plan stays
       -- the claim's); `allowed` checks the table itself, so a pause is exact.
       AND queue <> ALL($10::text[])
-      -- A key whose slots look taken is passed over, so it cannot crowd out other work.
-      -- This count is only a filter: the guarantee is the slots' primary key below.
+      -- A key whose slots look taken, or a bucket without a token, is passed over, so it
+      -- cannot crowd out other work. These are only filters: the guarantees are below.
       AND (concurrency_key IS NULL
            OR (SELECT count(*) FROM skiplock_concurrency_slots s
                WHERE s.key = skiplock_runs.concurrency_key) < concurrency_limit)
+      AND (rate_limit IS NULL
+           OR EXISTS (SELECT 1 FROM skiplock_rate_limits l
+                      WHERE l.name = skiplock_runs.rate_limit AND coalesce(l.paused_until <= $1, true)
+                        AND least(l.burst, l.tokens + greatest(0, extract(epoch FROM $1 - l.refilled_at))
+                                                      * l.per_second) >= 1))
     ORDER BY priority DESC, due_at
     LIMIT $4
     FOR UPDATE SKIP LOCKED
 ), allowed AS (
     SELECT * FROM picked WHERE queue <> ALL(ARRAY(SELECT queue FROM skiplock_queue_pauses))
+), wanted AS (
+    -- Each bucket the claim needs tokens of, locked in name order (claims never deadlock).
+    SELECT l.name, w.n
+    FROM skiplock_rate_limits l
+    JOIN (SELECT rlimit, count(*) AS n FROM allowed WHERE rlimit IS NOT NULL GROUP BY rlimit) w ON w.rlimit = l.name
+    ORDER BY l.name
+    FOR UPDATE OF l
+), tokens AS (
+    -- The bucket refilled to now, then as many whole tokens taken as there are runs (or
+    -- tokens). Computed from the row's latest version: a claim that waited for another's
+    -- lock sees what that one left.
+    UPDATE skiplock_rate_limits l
+    SET granted = CASE WHEN l.paused_until > $1 THEN 0
+                       ELSE least(w.n, floor(least(l.burst, l.tokens + greatest(0, extract(epoch FROM $1 - l.refilled_at))
+                                                            * l.per_second)))::integer END,
+        tokens = least(l.burst, l.tokens + greatest(0, extract(epoch FROM $1 - l.refilled_at)) * l.per_second)
+                 - CASE WHEN l.paused_until > $1 THEN 0
+                        ELSE least(w.n, floor(least(l.burst, l.tokens + greatest(0, extract(epoch FROM $1 - l.refilled_at))
+                                                             * l.per_second))) END,
+        refilled_at = greatest(l.refilled_at, $1)
+    FROM wanted w
+    WHERE l.name = w.name
+    RETURNING l.name, l.granted
+), admitted AS (
+    -- The k-th run of a bucket in this claim starts if the bucket gave k tokens or more.
+    SELECT a.* FROM (
+        SELECT allowed.*, row_number() OVER (PARTITION BY rlimit ORDER BY priority DESC, due_at) AS r FROM allowed
+    ) a LEFT JOIN tokens tk ON tk.name = a.rlimit
+    WHERE a.rlimit IS NULL OR a.r <= tk.granted
 ), keyed AS (
     SELECT id, ckey, climit, row_number() OVER (PARTITION BY ckey ORDER BY priority DESC, due_at) AS k
-    FROM allowed WHERE ckey IS NOT NULL
+    FROM admitted WHERE ckey IS NOT NULL
 ), offered AS (
     -- The k-th run of a key in this claim is offered the k-th slot number free as this
     -- snapshot sees it, never above the limit.
@@ -110,7 +152,7 @@ WITH picked AS (
     ON CONFLICT DO NOTHING
     RETURNING run_id
 ), numbered AS (
-    SELECT ctid, row_number() OVER () AS n FROM allowed
+    SELECT ctid, row_number() OVER () AS n FROM admitted
     WHERE ckey IS NULL OR id IN (SELECT run_id FROM taken)
 )
 UPDATE skiplock_runs r
@@ -124,9 +166,10 @@ SET state = 'running',
 FROM numbered, skiplock_tasks t
 WHERE r.ctid = numbered.ctid AND t.id = r.task_id
 RETURNING r.id, r.lease_token, r.task_id, t.name AS task_name, r.concurrency_key, r.concurrency_limit,
-          r.type, t.payload::text AS payload, r.due_at,
+          r.rate_limit, r.type, t.payload::text AS payload, r.due_at,
           r.attempt, t.max_attempts, t.timeout_s, r.scheduled_for, r.queue, r.priority,
-          r.worker_id, r.reason, t.cron, t.timezone, t.catch_up, t.overlap, t.status AS task_status;
+          r.worker_id, r.reason, t.cron, t.timezone, t.catch_up, t.overlap, t.status AS task_status,
+          (SELECT count(*) FROM picked) AS picked;
 
 -- name: already_applied
 -- Of results that did not apply, those whose run already ended under the same token: a
@@ -211,16 +254,30 @@ SET state = 'pending', started_at = NULL, worker_id = NULL, coordinator_id = NUL
 WHERE id = ANY($1::uuid[]) AND state = 'running';
 
 -- name: next_due
--- The earliest pending run after $1 that these workers could take (for the wake-up timer);
--- a paused queue's runs ($4, as this coordinator knows them) are not: resume wakes them.
-SELECT due_at
-FROM skiplock_runs
-WHERE state = 'pending' AND due_at > $1 AND due_at < 'infinity'
-  AND type = ANY($2::text[])
-  AND (cardinality($3::text[]) = 0 OR queue = ANY($3::text[]))
-  AND queue <> ALL($4::text[])
-ORDER BY due_at
-LIMIT 1;
+-- For the wake-up timer: the earliest pending run due after $1 that these workers could take
+-- (a paused queue's runs, $4 as this coordinator knows them, are not: resume wakes them),
+-- and the earliest time after $5 (now) at which an empty or paused bucket that holds back a
+-- due run of theirs has a token again (`token_at`; the claim refills to the instant, so the
+-- timer is set for it exactly, not ahead).
+SELECT (SELECT due_at
+        FROM skiplock_runs
+        WHERE state = 'pending' AND due_at > $1 AND due_at < 'infinity'
+          AND type = ANY($2::text[])
+          AND (cardinality($3::text[]) = 0 OR queue = ANY($3::text[]))
+          AND queue <> ALL($4::text[])
+        ORDER BY due_at
+        LIMIT 1) AS due_at,
+       (SELECT min(w.at)
+        FROM skiplock_rate_limits l,
+             LATERAL (SELECT greatest(coalesce(l.paused_until, '-infinity'),
+                                      l.refilled_at + make_interval(secs => greatest(0, 1 - l.tokens) / l.per_second))
+                             AS at) w
+        WHERE w.at > $5
+          AND EXISTS (SELECT 1 FROM skiplock_runs r
+                      WHERE r.rate_limit = l.name AND r.state = 'pending' AND r.due_at <= $1
+                        AND r.type = ANY($2::text[])
+                        AND (cardinality($3::text[]) = 0 OR r.queue = ANY($3::text[]))
+                        AND r.queue <> ALL($4::text[]))) AS token_at;
 
 -- name: finish_runs
 -- Apply worker results. A row counts only while the run is `running` under the same lease
@@ -240,21 +297,21 @@ WITH res AS (
     RETURNING r.id, r.task_id, r.attempt, res.state, r.type, r.queue, r.priority, r.scheduled_for, r.due_at,
               r.started_at, res.finished_at, r.worker_id, r.coordinator_id, r.lease_token, r.deadline_at,
               res.result, res.error, r.reason, r.created_at, r.seq, res.retryable, res.retry_after_s, res.released,
-              r.concurrency_key, r.concurrency_limit
+              r.concurrency_key, r.concurrency_limit, r.rate_limit
 ), moved AS (
     INSERT INTO skiplock_run_history (id, task_id, attempt, state, type, queue, priority, scheduled_for, due_at,
                                       started_at, finished_at, worker_id, coordinator_id, lease_token,
                                       lease_expires_at, deadline_at, result, error, reason, created_at, seq,
-                                      concurrency_key, concurrency_limit)
+                                      concurrency_key, concurrency_limit, rate_limit)
     SELECT id, task_id, attempt, state, type, queue, priority, scheduled_for, due_at, started_at, finished_at,
            worker_id, coordinator_id, lease_token, NULL, deadline_at, result::jsonb, error, reason, created_at, seq,
-           concurrency_key, concurrency_limit
+           concurrency_key, concurrency_limit, rate_limit
     FROM done
 )
 SELECT d.id, d.task_id, d.state, d.attempt, d.scheduled_for, d.type, d.queue, d.priority,
        d.retryable, d.retry_after_s, d.released, false AS lost, t.max_attempts, t.cron,
        t.status AS task_status, t.retry_backoff_s, t.retry_backoff_max_s, t.retry_jitter,
-       d.concurrency_key, d.concurrency_limit
+       d.concurrency_key, d.concurrency_limit, d.rate_limit
 FROM done d JOIN skiplock_tasks t ON t.id = d.task_id;
 
 -- name: reap_expired
@@ -284,7 +341,7 @@ RETURNING r.id, r.task_id, r.state, r.attempt, r.scheduled_for, r.type, r.queue,
           true AS retryable, 0::double precision AS retry_after_s, false AS released,
           gone.lost, t.max_attempts, t.cron,
           t.status AS task_status, t.retry_backoff_s, t.retry_backoff_max_s, t.retry_jitter,
-          r.concurrency_key, r.concurrency_limit;
+          r.concurrency_key, r.concurrency_limit, r.rate_limit;
 
 -- name: count_lost_runs
 -- A run lost with its worker counts against its task; past the limit the task is parked.
@@ -560,15 +617,19 @@ UPDATE skiplock_tasks SET
     concurrency_key = CASE WHEN $2::jsonb ? 'concurrency' THEN $2->'concurrency'->>'key' ELSE concurrency_key END,
     concurrency_limit = CASE WHEN $2::jsonb ? 'concurrency' THEN ($2->'concurrency'->>'limit')::integer
                              ELSE concurrency_limit END,
+    rate_limit = CASE WHEN $2::jsonb ? 'rate_limit' THEN $2->>'rate_limit' ELSE rate_limit END,
+    dedup_key = CASE WHEN $2::jsonb ? 'dedup' THEN $2->'dedup'->>'key' ELSE dedup_key END,
+    dedup_while = CASE WHEN $2::jsonb ? 'dedup' THEN $2->'dedup'->>'while' ELSE dedup_while END,
+    dedup_on_duplicate = CASE WHEN $2::jsonb ? 'dedup' THEN $2->'dedup'->>'on_duplicate' ELSE dedup_on_duplicate END,
     updated_at = $3
 WHERE id = $1
 RETURNING *;
 
 -- name: repoint_pending_runs
--- Queue, priority and the concurrency key are copied onto runs for the claim; keep pending
--- ones in step.
+-- Queue, priority, the concurrency key and the rate limit are copied onto runs for the
+-- claim; keep pending ones in step.
 UPDATE skiplock_runs r SET queue = t.queue, priority = t.priority,
-    concurrency_key = t.concurrency_key, concurrency_limit = t.concurrency_limit
+    concurrency_key = t.concurrency_key, concurrency_limit = t.concurrency_limit, rate_limit = t.rate_limit
 FROM skiplock_tasks t
 WHERE r.task_id = $1 AND t.id = $1 AND r.state = 'pending';
 
@@ -650,3 +711,71 @@ SELECT coalesce((SELECT jsonb_agg(jsonb_build_object(
                     'free', CASE WHEN draining THEN 0 ELSE greatest(0, slots - running) END))
                  FROM skiplock_workers WHERE disconnected_at IS NULL AND last_heartbeat_at > $1), '[]') AS takers,
        ARRAY(SELECT queue FROM skiplock_queue_pauses ORDER BY queue) AS paused;
+
+-- name: put_rate_limit
+-- Create or change a rate limit. A new bucket starts full; a changed one keeps its tokens
+-- (capped at the new burst) and its pause.
+INSERT INTO skiplock_rate_limits AS l (name, per_second, burst, tokens, refilled_at, created_at, updated_at)
+VALUES ($1, $2::double precision, $3::integer, $3::integer, $4, $4, $4)
+ON CONFLICT (name) DO UPDATE
+SET per_second = EXCLUDED.per_second, burst = EXCLUDED.burst,
+    tokens = least(EXCLUDED.burst, l.tokens + greatest(0, extract(epoch FROM $4 - l.refilled_at)) * l.per_second),
+    refilled_at = greatest(l.refilled_at, $4), updated_at = $4
+RETURNING name, per_second, burst, tokens, refilled_at, paused_until, created_at, updated_at;
+
+-- name: rate_limits
+-- Rate limits, all ($1 null) or those named in $1.
+SELECT name, per_second, burst, tokens, refilled_at, paused_until, created_at, updated_at
+FROM skiplock_rate_limits
+WHERE $1::text[] IS NULL OR name = ANY($1::text[])
+ORDER BY name;
+
+-- name: lock_rate_limits
+-- Creates and PATCHes that name rate limits hold them (KEY SHARE) until commit, so a
+-- DELETE cannot slip in between the check that they exist and the task's insert.
+SELECT name FROM skiplock_rate_limits WHERE name = ANY($1::text[]) ORDER BY name FOR KEY SHARE;
+
+-- name: delete_rate_limit
+-- Delete a rate limit unless a task that is not finished names it. Returns `deleted`
+-- (false: no such rate limit) and, when refused, up to 5 of the tasks using it.
+WITH target AS (
+    SELECT name FROM skiplock_rate_limits WHERE name = $1 FOR UPDATE
+), users AS (
+    SELECT t.id FROM skiplock_tasks t, target
+    WHERE t.rate_limit = target.name AND t.status IN ('active', 'paused', 'quarantined')
+    LIMIT 5
+), gone AS (
+    DELETE FROM skiplock_rate_limits l USING target
+    WHERE l.name = target.name AND NOT EXISTS (SELECT 1 FROM users)
+    RETURNING l.name
+)
+SELECT EXISTS (SELECT 1 FROM target) AS found, EXISTS (SELECT 1 FROM gone) AS deleted,
+       ARRAY(SELECT id FROM users) AS users;
+
+-- name: pause_rate_limits
+-- A target answered 429/503 with Retry-After: no run of that bucket starts before `until`
+-- (a later pause wins over an earlier one).
+UPDATE skiplock_rate_limits l
+SET paused_until = greatest(coalesce(l.paused_until, '-infinity'), x.until), updated_at = $3
+FROM unnest($1::text[], $2::timestamptz[]) AS x(name, until)
+WHERE l.name = ANY($1::text[]) AND l.name = x.name;
+
+-- name: dedup_lock
+-- Creates with dedup keys serialise per key (in key order, so never deadlock) until commit.
+SELECT count(pg_advisory_xact_lock(hashtextextended('skiplock.dedup:' || k, 0)))
+FROM (SELECT DISTINCT k FROM unnest($1::text[]) k ORDER BY k) s;
+
+-- name: dedup_matches
+-- Per dedup key, the oldest task holding it whose window is open: it has a pending run, or
+-- (keys in $2, window `active`) a running one.
+SELECT DISTINCT ON (t.dedup_key) t.dedup_key, t.id
+FROM skiplock_tasks t
+WHERE t.dedup_key = ANY($1::text[])
+  AND EXISTS (SELECT 1 FROM skiplock_runs r
+              WHERE r.task_id = t.id
+                AND (r.state = 'pending' OR (r.state = 'running' AND t.dedup_key = ANY($2::text[]))))
+ORDER BY t.dedup_key, t.created_at, t.id;
+
+-- name: dedup_replace
+-- on_duplicate=replace: the existing task takes the new payload.
+UPDATE skiplock_tasks SET payload = $2::jsonb, updated_at = $3 WHERE id = $1;

@@ -42,6 +42,7 @@ class ClaimedRun(Row):
     task_name: str
     concurrency_key: str | None
     concurrency_limit: int | None
+    rate_limit: str | None
     type: str
     payload: str  # JSON text, passed through to the worker as is
     due_at: datetime
@@ -58,6 +59,7 @@ class ClaimedRun(Row):
     catch_up: str
     overlap: str
     task_status: str
+    picked: int  # how many runs the claim locked (the same in every row)
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,7 @@ class EndedRun(Row):
     retry_jitter: bool
     concurrency_key: str | None
     concurrency_limit: int | None
+    rate_limit: str | None
 
 
 async def claim(conn: Conn, *, now: datetime, horizon: datetime, types: Sequence[str], queues: Sequence[str],
@@ -120,10 +123,17 @@ async def heartbeats(conn: Conn, *, worker_ids: Sequence[str], running: Sequence
                             list(tokens), list(run_workers), now, lease_s, coordinator_id)
 
 
-async def next_due(conn: Conn, *, after: datetime, types: Sequence[str], queues: Sequence[str],
-                   paused: Sequence[str] = ()) -> datetime | None:
-    """The earliest finite due time after `after` that these workers could take."""
-    return await conn.fetchval(query("next_due"), after, list(types), list(queues), list(paused))
+@dataclass(frozen=True)
+class NextDue(Row):
+    due_at: datetime | None  # the earliest finite due time after `after`
+    token_at: datetime | None  # the earliest time after `now` a bucket holding back a due run refills
+
+
+async def next_due(conn: Conn, *, after: datetime, now: datetime, types: Sequence[str], queues: Sequence[str],
+                   paused: Sequence[str] = ()) -> NextDue:
+    """When these workers' next run could start: its due time, or a bucket's next token."""
+    row = await conn.fetchrow(query("next_due"), after, list(types), list(queues), list(paused), now)
+    return NextDue(row["due_at"], row["token_at"])
 
 
 async def settle_inactive_runs(conn: Conn, *, run_ids: Sequence[uuid.UUID], now: datetime) -> None:
@@ -169,13 +179,14 @@ async def insert_runs(conn: Conn, *, ids: Sequence[uuid.UUID], task_ids: Sequenc
                       priorities: Sequence[int], scheduled_for: Sequence[datetime], due_at: Sequence[datetime],
                       reasons: Sequence[str], now: datetime, check_history: bool = False,
                       concurrency_keys: Sequence[str | None] | None = None,
-                      concurrency_limits: Sequence[int | None] | None = None) -> int:
+                      concurrency_limits: Sequence[int | None] | None = None,
+                      rate_limits: Sequence[str | None] | None = None) -> int:
     """Insert pending runs (a slot already taken is skipped, and with `check_history` one that
     already ended too); returns how many were inserted."""
     n = await conn.fetchval(query("insert_runs"), list(ids), list(task_ids), list(attempts), list(types),
                             list(queues), list(priorities), list(scheduled_for), list(due_at), list(reasons), now,
                             check_history, list(concurrency_keys or [None] * len(ids)),
-                            list(concurrency_limits or [None] * len(ids)))
+                            list(concurrency_limits or [None] * len(ids)), list(rate_limits or [None] * len(ids)))
     return int(n or 0)
 
 
@@ -360,3 +371,42 @@ async def concurrency_holders(conn: Conn, *, keys: Sequence[str]) -> dict[str, l
 async def fleet(conn: Conn, *, alive_since: datetime) -> asyncpg.Record:
     """Connected workers (types, queues, free slots, as JSON) and the paused queues."""
     return await conn.fetchrow(query("fleet"), alive_since)
+
+
+# --- rate limits and dedup ---------------------------------------------------------------------
+
+async def put_rate_limit(conn: Conn, *, name: str, per_second: float, burst: int, now: datetime) -> asyncpg.Record:
+    return await conn.fetchrow(query("put_rate_limit"), name, per_second, burst, now)
+
+
+async def rate_limits(conn: Conn, *, names: Sequence[str] | None = None) -> list[asyncpg.Record]:
+    """Every rate limit (`names` None), or those named."""
+    return await conn.fetch(query("rate_limits"), None if names is None else list(names))
+
+
+async def lock_rate_limits(conn: Conn, *, names: Sequence[str]) -> set[str]:
+    """The named rate limits that exist, held against DELETE until commit."""
+    return {r["name"] for r in await conn.fetch(query("lock_rate_limits"), list(names))}
+
+
+async def delete_rate_limit(conn: Conn, *, name: str) -> asyncpg.Record:
+    """`found`, `deleted`, and `users`: tasks not finished that name it (then not deleted)."""
+    return await conn.fetchrow(query("delete_rate_limit"), name)
+
+
+async def pause_rate_limits(conn: Conn, *, names: Sequence[str], until: Sequence[datetime], now: datetime) -> None:
+    await conn.execute(query("pause_rate_limits"), list(names), list(until), now)
+
+
+async def dedup_lock(conn: Conn, *, keys: Sequence[str]) -> None:
+    await conn.fetchval(query("dedup_lock"), list(keys))
+
+
+async def dedup_matches(conn: Conn, *, keys: Sequence[str], active_keys: Sequence[str]) -> dict[str, uuid.UUID]:
+    """Dedup key → the task whose window for it is open (pending run; running too for `active_keys`)."""
+    rows = await conn.fetch(query("dedup_matches"), list(keys), list(active_keys))
+    return {r["dedup_key"]: r["id"] for r in rows}
+
+
+async def dedup_replace(conn: Conn, *, task_id: uuid.UUID, payload: Any, now: datetime) -> None:
+    await conn.execute(query("dedup_replace"), task_id, payload, now)

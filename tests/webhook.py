@@ -24,6 +24,8 @@ class WebhookTarget:
     scripts: dict[str, list[int]] = field(default_factory=dict)
     # path → where to redirect (302)
     redirects: dict[str, str] = field(default_factory=dict)
+    # path → the Retry-After its 429/503 answers carry ("0" otherwise)
+    retry_after: dict[str, str] = field(default_factory=dict)
     server: TestServer | None = None
 
     async def handle(self, request: web.Request) -> web.Response:
@@ -33,7 +35,7 @@ class WebhookTarget:
             raise web.HTTPFound(self.redirects[request.path])
         script = self.scripts.get(request.path)
         status = script.pop(0) if script else 200
-        headers = {"Retry-After": "0"} if status in (429, 503) else None
+        headers = {"Retry-After": self.retry_after.get(request.path, "0")} if status in (429, 503) else None
         return web.json_response({"seen": len(self.hits), "path": request.path}, status=status, headers=headers)
 
     async def start(self) -> WebhookTarget:

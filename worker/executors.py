@@ -21,6 +21,8 @@ from skiplock.worker.netguard import ForbiddenAddress
 from skiplock.worker.outcome import Outcome, cap_text
 
 RETRY_STATUSES = frozenset({408, 429})
+# Answers that ask the caller to slow down: with Retry-After they pause the task's rate limit.
+THROTTLE_STATUSES = frozenset({429, 503})
 # A handler's JSON result may be this many times the output cap (64 KiB → 1 MiB).
 RESULT_CAP_FACTOR = 16
 KILL_GRACE_S = 2.0
@@ -68,8 +70,9 @@ async def run_http(session: aiohttp.ClientSession, payload: dict[str, Any], time
                 return Outcome("succeeded", result)
             retryable = (resp.status >= 500 or resp.status in RETRY_STATUSES
                          or resp.status in _codes(payload.get("retry_on_status")))
-            return Outcome("failed", result, f"HTTP {resp.status}", retryable,
-                           _retry_after(resp.headers.get("Retry-After")))
+            wait_s = _retry_after(resp.headers.get("Retry-After"))
+            return Outcome("failed", result, f"HTTP {resp.status}", retryable, wait_s,
+                           throttled=resp.status in THROTTLE_STATUSES and wait_s > 0)
     except ForbiddenAddress as exc:
         return Outcome("failed", None, f"refused: {exc}", retryable=False)
     except TimeoutError:

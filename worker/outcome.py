@@ -14,6 +14,7 @@ class Outcome:
     retryable: bool = True
     retry_after_s: float = 0.0
     released: bool = False  # not finished because this worker is shutting down
+    throttled: bool = False  # the target asked us to slow down (429/503 with Retry-After)
 
 
 def cap_text(data: bytes, cap: int) -> tuple[str, bool]:

@@ -194,6 +194,7 @@ class Worker:
             run_id=a.run_id, lease_token=a.lease_token, outcome=OUTCOMES[RunState(outcome.state)],
             result_json=json.dumps(outcome.result) if outcome.result is not None else "",
             error=outcome.error or "", retryable=outcome.retryable, released=outcome.released,
+            throttled=outcome.throttled,
             retry_after_s=outcome.retry_after_s, started_at=started, finished_at=time.time()))
         self._outbox_ready.set()
 

@@ -27,6 +27,12 @@ EXCLUDED = ["use_after_free"]
 @pytest.mark.timeout(480)  # a fuzzing run: about a minute here, more on a loaded machine
 async def test_schemathesis_finds_nothing_with_every_check(cluster: Cluster) -> None:
     api = await cluster.api()
+    status, _ = await cluster.request("PUT", "/api/rate-limits/fuzz", {"per_second": 1000, "burst": 1000})
+    assert status == 200
+    # In use by a task that stays scheduled, so a DELETE the fuzzer sends is refused (409).
+    status, _ = await cluster.request("POST", "/api/tasks", {"type": "x", "rate_limit": "fuzz",
+                                                             "run_at": "2099-01-01T00:00:00Z"})
+    assert status == 201
     env = {**os.environ, "SCHEMATHESIS_HOOKS": "schemathesis_hooks",
            "PYTHONPATH": os.pathsep.join([str(HERE), str(HERE.parent)])}
     out = await asyncio.to_thread(

@@ -230,6 +230,54 @@ async def test_queue_endpoints(api: Client) -> None:
     assert {"/api/queues", "/api/queues/{name}/pause", "/api/queues/{name}/resume"} <= set(spec["paths"])
 
 
+async def test_rate_limit_endpoints(api: Client) -> None:
+    status, rl, _ = await api("PUT", "/api/rate-limits/partner-api", {"per_second": 5, "burst": 10})
+    assert status == 200 and rl["name"] == "partner-api" and rl["tokens"] == 10 and rl["paused_until"] is None
+    status, body, _ = await api("GET", "/api/rate-limits")
+    assert status == 200 and [r["name"] for r in body["rate_limits"]] == ["partner-api"]
+    status, one, _ = await api("GET", "/api/rate-limits/partner-api")
+    assert status == 200 and one["per_second"] == 5
+    for bad, field in (({"per_second": 0}, "per_second"), ({"burst": 2}, "per_second"),
+                       ({"per_second": 1, "burst": 0}, "burst"), ({"per_second": 1, "rate": 2}, "rate"),
+                       ({"per_second": True}, "per_second")):
+        status, problem, _ = await api("PUT", "/api/rate-limits/x", bad)
+        assert status == 400 and field in [e["field"] for e in problem["errors"]], (bad, problem)
+    status, problem, _ = await api("PUT", "/api/rate-limits/-x", {"per_second": 1})
+    assert status == 400 and problem["errors"][0]["field"] == "name"
+    status, problem, _ = await api("POST", "/api/tasks", {"type": "x", "rate_limit": "missing"})
+    assert status == 400 and problem["errors"][0]["field"] == "rate_limit"
+    status, problem, _ = await api("POST", "/api/tasks/batch", {"tasks": [{"type": "x"},
+                                                                         {"type": "x", "rate_limit": "missing"}]})
+    assert status == 400 and problem["errors"][0]["field"] == "tasks[1].rate_limit"
+    status, task, _ = await api("POST", "/api/tasks", {"type": "x", "rate_limit": "partner-api",
+                                                       "run_at": "2030-01-01T00:00:00Z"})
+    assert status == 201 and task["rate_limit"] == "partner-api"
+    status, problem, _ = await api("DELETE", "/api/rate-limits/partner-api")
+    assert status == 409 and task["id"] in problem["detail"]
+    status, patched, _ = await api("PATCH", f"/api/tasks/{task['id']}", {"rate_limit": None})
+    assert status == 200 and patched["rate_limit"] is None
+    status, problem, _ = await api("PATCH", f"/api/tasks/{task['id']}", {"rate_limit": "missing"})
+    assert status == 400 and problem["errors"][0]["field"] == "rate_limit"
+    status, _, _ = await api("DELETE", "/api/rate-limits/partner-api")
+    assert status == 204
+    status, _, _ = await api("GET", "/api/rate-limits/partner-api")
+    assert status == 404
+
+
+async def test_dedup_over_http(api: Client) -> None:
+    body = {"type": "x", "payload": {"v": 1}, "dedup": {"key": "report-7"}}
+    status, first, _ = await api("POST", "/api/tasks", body)
+    assert status == 201 and first["deduplicated"] is False
+    status, again, _ = await api("POST", "/api/tasks", {**body, "payload": {"v": 2}})
+    assert status == 200 and again["deduplicated"] is True and again["id"] == first["id"]
+    status, got, _ = await api("GET", f"/api/tasks/{first['id']}")
+    assert got["payload"] == {"v": 1} and got["dedup"]["while"] == "active" and "deduplicated" not in got
+    status, problem, _ = await api("POST", "/api/tasks", {"type": "x", "dedup": {"key": "k", "while": "ever"}})
+    assert status == 400 and problem["errors"][0]["field"] == "dedup.while"
+    status, problem, _ = await api("POST", "/api/tasks", {"type": "x", "dedup": {"while": "pending"}})
+    assert status == 400 and problem["errors"][0]["field"] == "dedup.key"
+
+
 async def test_lists_filter_by_creation_time(api: Client, pool: asyncpg.Pool) -> None:
     _, body, _ = await api("POST", "/api/tasks/batch", {"tasks": [{"type": "report", "name": f"r{i}"}
                                                                   for i in range(3)]})

@@ -31,11 +31,11 @@ async def test_a_paused_queue_is_not_claimed_and_resume_lets_it_go(pool: asyncpg
     later = await create(pool, NOW + timedelta(minutes=5), queue="bulk")
     paused = list(await statements.paused_queues(pool))
     assert later and paused == ["bulk"]
-    assert await statements.next_due(pool, after=NOW, types=["noop"], queues=[], paused=paused) is None
+    assert (await statements.next_due(pool, after=NOW, now=NOW, types=["noop"], queues=[], paused=paused)).due_at is None
     resumed = await store.set_queue_paused(pool, "bulk", False, NOW, 10.0)
     assert resumed["paused"] is False and resumed["paused_at"] is None
     assert len(await claim(pool, NOW, 10)) == 3
-    assert await statements.next_due(pool, after=NOW, types=["noop"], queues=[]) == NOW + timedelta(minutes=5)
+    assert (await statements.next_due(pool, after=NOW, now=NOW, types=["noop"], queues=[])).due_at == NOW + timedelta(minutes=5)
 
 
 async def test_queues_list_what_each_holds_and_an_unused_queue_may_be_paused(pool: asyncpg.Pool) -> None:

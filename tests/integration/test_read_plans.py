@@ -144,4 +144,4 @@ async def test_a_cron_slot_checks_the_history_by_index(rpool: asyncpg.Pool, fill
     assert await seq_scans(rpool, query("insert_runs"), [uuid.uuid4() for _ in range(n)], [filled["task"]] * n,
                            [1] * n, ["t1"] * n, ["q1"] * n, [0] * n,
                            [NOW + timedelta(minutes=i) for i in range(n)], [NOW] * n, ["schedule"] * n, NOW,
-                           True, [None] * n, [None] * n) == []
+                           True, [None] * n, [None] * n, [None] * n) == []
