@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint typecheck bench proto clean
+.PHONY: run test lint typecheck bench proto ui-vendor clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,7 +26,7 @@ TYPED = build/typecheck/skiplock
 typecheck: $(STAMP)
 	@rm -rf build/typecheck && mkdir -p $(TYPED)
 	@for f in cli/*.py; do ln -s ../../../$$f $(TYPED)/; done
-	@for d in api coordinator worker common proto sql; do ln -s ../../../$$d $(TYPED)/$$d; done
+	@for d in api coordinator worker common proto sql ui client; do ln -s ../../../$$d $(TYPED)/$$d; done
 	cd build/typecheck && ../../$(BIN)/mypy --config-file ../../pyproject.toml skiplock
 	cd build/typecheck && PYTHONPATH=. ../../$(BIN)/lint-imports ../../pyproject.toml
 
@@ -36,6 +36,10 @@ lint: $(STAMP)
 bench: $(STAMP)
 	@$(BIN)/python -c "import pgqueuer" 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m bench $(ARGS)
+
+# The dashboard's libraries, from the versions pinned in ui/package-lock.json (needs npm).
+ui-vendor: $(STAMP)
+	$(BIN)/python -m skiplock.ui.vendoring
 
 proto: $(STAMP)
 	$(BIN)/python -m skiplock.proto.codegen

@@ -15,7 +15,7 @@ import asyncpg
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from skiplock.api import openapi, store
+from skiplock.api import bulk, dashboard, longpoll, openapi, store
 from skiplock.api.problems import FieldError, Problem, invalid, not_found
 from skiplock.api.validation import (
     QUEUE_RE,
@@ -23,6 +23,7 @@ from skiplock.api.validation import (
     RATE_LIMIT_RE,
     RATE_LIMIT_RULE,
     validate_batch,
+    validate_bulk,
     validate_create,
     validate_patch,
     validate_rate_limit,
@@ -31,7 +32,7 @@ from skiplock.api.views import decode_cursor
 from skiplock.common import logs, timeutil
 from skiplock.common.config import ApiSettings
 from skiplock.common.metrics import render
-from skiplock.common.states import RunState, TaskState
+from skiplock.common.states import FINAL_RUN_STATES, FINAL_TASK_STATES, RunState, TaskState
 from skiplock.sql import db
 
 log = logs.get("skiplock.api")
@@ -40,6 +41,9 @@ SETTINGS = web.AppKey("settings", ApiSettings)
 POOL = web.AppKey("pool", asyncpg.Pool)
 METRICS = web.AppKey("metrics", dict)
 REGISTRY = web.AppKey("registry", CollectorRegistry)
+WAITS = web.AppKey("waits", longpoll.Waits)
+MAX_WAIT_S = 60.0
+ACCESS = web.RequestKey("access", str)  # what the request's token may do: write | read
 
 RUN_STATES = tuple(RunState)
 TASK_STATES = tuple(TaskState)
@@ -69,7 +73,8 @@ async def problems_middleware(request: web.Request, handler: Handler) -> web.Str
     try:
         if request.body_exists:
             await request.read()  # a slow upload is not the database's time (aiohttp caches the body)
-        async with asyncio.timeout(request.app[SETTINGS].request_db_timeout_s):
+        # A long-poll's wait is not database time: its budget is the wait plus the usual.
+        async with asyncio.timeout(request.app[SETTINGS].request_db_timeout_s + _wait_budget(request)):
             response = await handler(request)
         status = response.status
         return response
@@ -118,14 +123,61 @@ async def problems_middleware(request: web.Request, handler: Handler) -> web.Str
         metrics["latency"].labels(request.method, route).observe(time.perf_counter() - started)
 
 
-def auth_middleware(token: str | None) -> Any:
+READS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+BULK_BUDGET_S = 30.0  # a bulk command is up to 1,000 task commands, each its own transaction
+
+
+def _wait_budget(request: web.Request) -> float:
+    if request.method == "POST" and request.path == "/api/tasks/bulk":
+        return BULK_BUDGET_S
+    try:
+        value = float(request.query.get("wait_s", "0")) if request.method == "GET" else 0.0
+    except ValueError:
+        return 0.0
+    return min(max(value, 0.0), MAX_WAIT_S) if value == value else 0.0  # NaN: no wait
+
+
+def _wait_s(request: web.Request) -> float:
+    """`wait_s` (0-60): how long a GET of a task or run may wait for it to be final."""
+    raw = request.query.get("wait_s")
+    if raw is None:
+        return 0.0
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= MAX_WAIT_S:
+        raise invalid([FieldError("wait_s", f"must be a number of seconds from 0 to {MAX_WAIT_S:g}")])
+    return value
+
+
+def _bearer(request: web.Request, token: str | None) -> bool:
+    return token is not None and hmac.compare_digest(request.headers.get("Authorization", "").encode(),
+                                                     f"Bearer {token}".encode())
+
+
+def auth_middleware(token: str | None, read_token: str | None = None) -> Any:
+    """SKIPLOCK_API_TOKEN may do anything; SKIPLOCK_API_READ_TOKEN only read (a write with it
+    is 403). Without SKIPLOCK_API_TOKEN, a request with no token may do anything too. The
+    dashboard's assets and /api/healthz need no token."""
     @web.middleware
     async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
-        guarded = token and request.path.startswith("/api/") and request.path != "/api/healthz"
-        if guarded and not hmac.compare_digest(request.headers.get("Authorization", "").encode(),
-                                               f"Bearer {token}".encode()):
-            raise Problem(401, "Unauthorized", "send Authorization: Bearer <SKIPLOCK_API_TOKEN>",
-                          headers={"WWW-Authenticate": "Bearer"})
+        request[ACCESS] = "write"
+        if not request.path.startswith("/api/") or request.path == "/api/healthz":
+            return await handler(request)
+        if _bearer(request, token):
+            return await handler(request)
+        if _bearer(request, read_token):
+            request[ACCESS] = "read"
+            if request.method not in READS:
+                raise Problem(403, "Forbidden", "this token may only read (SKIPLOCK_API_READ_TOKEN); "
+                              "writes need SKIPLOCK_API_TOKEN")
+            return await handler(request)
+        if token is not None:
+            raise Problem(401, "Unauthorized", "send Authorization: Bearer <SKIPLOCK_API_TOKEN> "
+                          "(or the read-only SKIPLOCK_API_READ_TOKEN)", headers={"WWW-Authenticate": "Bearer"})
         return await handler(request)
 
     return check
@@ -266,9 +318,18 @@ async def list_tasks(request: web.Request) -> web.Response:
 
 
 async def get_task(request: web.Request) -> web.Response:
-    task = await store.get_task(request.app[POOL], _uuid(request), request.app[SETTINGS].lease_s)
+    task_id, wait_s = _uuid(request), _wait_s(request)
+    pool, lease_s = request.app[POOL], request.app[SETTINGS].lease_s
+    task = await store.get_task(pool, task_id, lease_s)
     if task is None:
         raise not_found("task with that id")
+    if wait_s and task["state"] not in FINAL_TASK_STATES:
+        async def final() -> dict[str, Any] | None:
+            t = await store.get_task(pool, task_id, lease_s)
+            return t if t is None or t["state"] in FINAL_TASK_STATES else None
+
+        task = await request.app[WAITS].until(pool, task_id, wait_s, final) or await store.get_task(
+            pool, task_id, lease_s)
     return _json(task)
 
 
@@ -324,10 +385,50 @@ async def list_runs(request: web.Request) -> web.Response:
 
 
 async def get_run(request: web.Request) -> web.Response:
-    run = await store.get_run(request.app[POOL], _uuid(request), request.app[SETTINGS].lease_s)
+    run_id, wait_s = _uuid(request), _wait_s(request)
+    pool, lease_s = request.app[POOL], request.app[SETTINGS].lease_s
+    run = await store.get_run(pool, run_id, lease_s)
     if run is None:
         raise not_found("run with that id")
+    if wait_s and run["state"] not in FINAL_RUN_STATES:
+        async def ended() -> dict[str, Any] | None:
+            r = await store.get_run(pool, run_id, lease_s)
+            return r if r is None or r["state"] in FINAL_RUN_STATES else None
+
+        run = await request.app[WAITS].until(pool, run_id, wait_s, ended) or await store.get_run(pool, run_id, lease_s)
     return _json(run)
+
+
+async def get_me(request: web.Request) -> web.Response:
+    """What this request's token may do (the dashboard hides the buttons a read-only one
+    may not press)."""
+    return _json({"access": request[ACCESS], "token_required": request.app[SETTINGS].api_token is not None})
+
+
+async def get_minutes(request: web.Request) -> web.Response:
+    _check_query(request, {"minutes", "queue"})
+    raw = request.query.get("minutes", "60")
+    if not raw.isdigit() or not 1 <= int(raw) <= store.MAX_MINUTES:
+        raise invalid([FieldError("minutes", f"must be an integer from 1 to {store.MAX_MINUTES}")])
+    queue = request.query.get("queue")
+    if queue is not None and not QUEUE_RE.match(queue):
+        raise invalid([FieldError("queue", QUEUE_RULE)])
+    return _json(await store.minutes(request.app[POOL], timeutil.utcnow(), int(raw), queue))
+
+
+async def bulk_tasks(request: web.Request) -> web.Response:
+    body = await _body(request)
+    req, errors = validate_bulk(body)
+    if req is None:
+        raise invalid(errors)
+    pool, now = request.app[POOL], timeutil.utcnow()
+    if req.ids is not None:
+        return _json(await bulk.by_ids(pool, req.action, req.ids, now))
+    try:
+        return _json(await bulk.by_filter(pool, req.action, req.filter, now, cursor=req.cursor, limit=req.limit,
+                                          dry_run=req.dry_run))
+    except ValueError as exc:  # a cursor not of our making
+        raise invalid([FieldError("cursor", str(exc))]) from None
 
 
 async def get_stats(request: web.Request) -> web.Response:
@@ -450,7 +551,7 @@ def create_app(settings: ApiSettings, pool: asyncpg.Pool | None = None) -> web.A
     """The application. Pass `pool` to share one (tests); else it is made and closed here
     (run_api has waited for the database by then)."""
     app = web.Application(
-        middlewares=[problems_middleware, auth_middleware(settings.api_token)],
+        middlewares=[problems_middleware, auth_middleware(settings.api_token, settings.api_read_token)],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
@@ -470,6 +571,13 @@ def create_app(settings: ApiSettings, pool: asyncpg.Pool | None = None) -> web.A
         await app[POOL].close()
 
     app.cleanup_ctx.append(pool_ctx)
+
+    async def waits_ctx(app: web.Application) -> AsyncIterator[None]:
+        app[WAITS] = longpoll.Waits(settings.database_url)
+        yield
+        await app[WAITS].close()
+
+    app.cleanup_ctx.append(waits_ctx)
     r = app.router
     # Ids are UUIDs in the route itself, so /api/tasks/batch is never taken for a task id (a
     # PATCH to it is a 405 with Allow, as for any path that lacks the method).
@@ -491,6 +599,9 @@ def create_app(settings: ApiSettings, pool: asyncpg.Pool | None = None) -> web.A
     r.add_get("/api/queues", list_queues)
     r.add_post("/api/queues/{name}/pause", _queue_action(True))
     r.add_post("/api/queues/{name}/resume", _queue_action(False))
+    r.add_post("/api/tasks/bulk", bulk_tasks)
+    r.add_get("/api/me", get_me)
+    r.add_get("/api/stats/minutes", get_minutes)
     r.add_get("/api/rate-limits", list_rate_limits)
     r.add_put("/api/rate-limits/{name}", put_rate_limit)
     r.add_get("/api/rate-limits/{name}", get_rate_limit)
@@ -501,4 +612,5 @@ def create_app(settings: ApiSettings, pool: asyncpg.Pool | None = None) -> web.A
     r.add_get("/api/openapi.json", openapi_json)
     r.add_get("/metrics", metrics)
     openapi.add_docs_routes(app)
+    dashboard.add_routes(app)
     return app

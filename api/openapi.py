@@ -161,6 +161,8 @@ CREATED = [
 ]
 ID = [{"name": "id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}]
 WID = [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}]
+WAIT = [{"name": "wait_s", "in": "query", "schema": {"type": "number", "minimum": 0, "maximum": 60},
+         "description": "answer as soon as it is final, or after this many seconds with its state then"}]
 QNAME = [{"name": "name", "in": "path", "required": True,
           "schema": {"type": "string", "pattern": QUEUE_RE.pattern}}]
 
@@ -248,6 +250,38 @@ def spec() -> dict[str, Any]:
             "due_backlog": {"type": "integer", "description": "pending runs whose due time has passed"},
             "oldest_due_at": {**TS, "nullable": True, "description": "the due time of the longest-waiting due run"},
             "workers": {"type": "integer", "description": "connected workers that take the queue"}}},
+        "BulkRequest": {"type": "object", "required": ["action"], "additionalProperties": False, "properties": {
+            "action": {"type": "string", "enum": ["cancel", "pause", "resume", "trigger"]},
+            "ids": {"type": "array", "minItems": 1, "maxItems": 500, "items": {"type": "string", "format": "uuid"}},
+            "filter": {"type": "object", "additionalProperties": False, "properties": {
+                "state": TASK_STATE, "type": {"type": "string", "minLength": 1, "pattern": NO_NUL},
+                "queue": {"type": "string", "minLength": 1, "pattern": NO_NUL},
+                "name": {"type": "string", "minLength": 1, "pattern": NO_NUL},
+                "created_after": {"type": "string", "format": "date-time"},
+                "created_before": {"type": "string", "format": "date-time"}}},
+            "cursor": {"type": "string", "pattern": CURSOR_PATTERN},
+            "limit": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 200,
+                      "description": "tasks this request handles (or, with dry_run, counts); the rest by next_cursor"},
+            "dry_run": {"type": "boolean"}},
+            "oneOf": [{"required": ["ids"], "not": {"anyOf": [{"required": ["filter"]}, {"required": ["cursor"]},
+                                                                {"required": ["limit"]}, {"required": ["dry_run"]}]}},
+                      {"required": ["filter"], "not": {"required": ["ids"]}}]},
+        "BulkResult": {"type": "object", "required": ["action", "matched", "applied", "refused", "not_found",
+                                                      "next_cursor", "more"], "properties": {
+            "action": {"type": "string"}, "matched": {"type": "integer"},
+            "applied": {"type": "integer"}, "refused": {"type": "integer",
+                                                         "description": "tasks whose state does not allow the action"},
+            "not_found": {"type": "integer"},
+            "next_cursor": {"type": "string", "nullable": True, "description": "more match: send it back as cursor"},
+            "more": {"type": "boolean"}}},
+        "Minutes": {"type": "object", "required": ["minutes", "queue", "bucket_s"], "properties": {
+            "bucket_s": {"type": "integer"}, "queue": {"type": "string", "nullable": True},
+            "minutes": {"type": "array", "items": {"type": "object", "properties": {
+                "at": TS, **{s: {"type": "integer"} for s in ("succeeded", "failed", "cancelled", "skipped")},
+                "lateness_p50_ms": {"type": "number", "nullable": True,
+                                    "description": "upper bound of the lateness bucket holding the median"},
+                "lateness_p99_ms": {"type": "number", "nullable": True},
+                "run_ms_mean": {"type": "number", "nullable": True}}}}}},
         "RateLimit": {"type": "object", "required": ["name", "per_second", "burst", "paused_until"], "properties": {
             "name": {"type": "string"}, "per_second": {"type": "number"}, "burst": {"type": "integer"},
             "tokens": {"type": "number", "description": "tokens in the bucket now"},
@@ -303,7 +337,8 @@ def spec() -> dict[str, Any]:
                           **_problem_responses(400, 401, 409, 413, 503)}}},
         "/api/tasks/{id}": {
             "parameters": ID,
-            "get": {"summary": "One task, with last_run", "responses": {**_ok(_ref("Task")), **_problem_responses(404)}},
+            "get": {"summary": "One task, with last_run; with wait_s, once it is final (a long-poll)", "parameters": WAIT,
+                    "responses": {**_ok(_ref("Task")), **_problem_responses(400, 404)}},
             "patch": {"summary": "Change a task from its next run on",
                       "requestBody": {"required": True, "content": {"application/json": {
                           "schema": _ref("TaskPatch"), "example": {"priority": 5, "timeout_s": 60}}}},
@@ -325,7 +360,22 @@ def spec() -> dict[str, Any]:
             {"name": "task_id", "in": "query", "schema": {"type": "string", "format": "uuid"}},
             {"name": "worker_id", "in": "query", "schema": {"type": "string"}},
             *CREATED, *PAGING], "responses": {**_ok(run_page), **_problem_responses(400)}}},
-        "/api/runs/{id}": {"parameters": ID, "get": {"summary": "One run", "responses": {**_ok(_ref("Run")), **_problem_responses(404)}}},
+        "/api/runs/{id}": {"parameters": ID, "get": {"summary": "One run; with wait_s, once it ended (a long-poll)", "parameters": WAIT,
+                                                     "responses": {**_ok(_ref("Run")), **_problem_responses(400, 404)}}},
+        "/api/tasks/bulk": {"post": {
+            "summary": "Cancel, pause, resume or trigger many tasks: listed ids, or every task matching a filter "
+                       "(paged with next_cursor; dry_run counts without changing anything)",
+            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("BulkRequest")}}},
+            "responses": {**_ok(_ref("BulkResult")), **_problem_responses(400)}}},
+        "/api/me": {"get": {"summary": "What this request's token may do: write, or read only",
+                            "responses": {**_ok({"type": "object", "required": ["access", "token_required"], "properties": {
+                                "access": {"type": "string", "enum": ["read", "write"]},
+                                "token_required": {"type": "boolean"}}})}}},
+        "/api/stats/minutes": {"get": {
+            "summary": "Per minute, the last N minutes: runs ended by state, start lateness p50/p99, mean run time",
+            "parameters": [{"name": "minutes", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1440, "default": 60}},
+                           {"name": "queue", "in": "query", "schema": {"type": "string", "pattern": QUEUE_RE.pattern}}],
+            "responses": {**_ok(_ref("Minutes")), **_problem_responses(400)}}},
         "/api/workers": {"get": {"summary": "Connected workers", "responses": _ok(
             {"type": "object", "required": ["workers"],
              "properties": {"workers": {"type": "array", "items": _ref("Worker")}}})}},
@@ -399,6 +449,9 @@ OPERATIONS: dict[tuple[str, str], tuple[str, str]] = {
     ("/api/queues", "get"): ("list_queues", "queues"),
     ("/api/queues/{name}/pause", "post"): ("pause_queue", "queues"),
     ("/api/queues/{name}/resume", "post"): ("resume_queue", "queues"),
+    ("/api/tasks/bulk", "post"): ("bulk_tasks", "tasks"),
+    ("/api/me", "get"): ("get_me", "operations"),
+    ("/api/stats/minutes", "get"): ("get_minutes", "operations"),
     ("/api/rate-limits", "get"): ("list_rate_limits", "rate-limits"),
     ("/api/rate-limits/{name}", "put"): ("put_rate_limit", "rate-limits"),
     ("/api/rate-limits/{name}", "get"): ("get_rate_limit", "rate-limits"),

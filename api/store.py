@@ -440,6 +440,52 @@ async def set_queue_paused(pool: asyncpg.Pool, name: str, paused: bool, now: dat
     return view
 
 
+MAX_MINUTES = 1440
+# Upper bounds (ms) of the lateness buckets 1..16 in skiplock_run_minutes (0010_dashboard.sql).
+LATE_BOUNDS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 30000, 60000, None)
+
+
+def _quantile(hist: dict[int, int], q: float) -> float | None:
+    """The upper bound of the bucket holding the q-quantile (None: no run started)."""
+    total = sum(hist.values())
+    if not total:
+        return None
+    seen = 0
+    for bucket in sorted(hist):
+        seen += hist[bucket]
+        if seen >= q * total:
+            bound = LATE_BOUNDS_MS[bucket - 1]
+            return float(bound if bound is not None else LATE_BOUNDS_MS[-2] or 0)
+    return None
+
+
+async def minutes(pool: asyncpg.Pool, now: datetime, count: int, queue: str | None = None) -> dict[str, Any]:
+    """The last `count` minutes (the current one included), each with the runs that ended in
+    it by state, start lateness p50/p99 (the bound of its histogram bucket) and mean run time."""
+    start = now.replace(second=0, microsecond=0) - timedelta(minutes=count - 1)
+    rows = await statements.run_minutes(pool, since=start, queue=queue)
+    per: dict[datetime, list[asyncpg.Record]] = {}
+    for r in rows:
+        per.setdefault(r["minute"], []).append(r)
+    out = []
+    for i in range(count):
+        at = start + timedelta(minutes=i)
+        got = per.get(at, [])
+        states = {s.value: 0 for s in RunState if s.final}
+        hist: dict[int, int] = {}
+        run_ms = started = 0.0
+        for r in got:
+            states[r["state"]] = states.get(r["state"], 0) + int(r["n"])
+            if r["late_bucket"] > 0:
+                hist[r["late_bucket"]] = hist.get(r["late_bucket"], 0) + int(r["n"])
+                run_ms += float(r["run_ms"])
+                started += int(r["n"])
+        out.append({"at": timeutil.iso(at), **states, "lateness_p50_ms": _quantile(hist, 0.5),
+                    "lateness_p99_ms": _quantile(hist, 0.99),
+                    "run_ms_mean": round(run_ms / started, 1) if started else None})
+    return {"minutes": out, "queue": queue, "bucket_s": 60}
+
+
 def rate_limit_view(r: asyncpg.Record | dict[str, Any], now: datetime) -> dict[str, Any]:
     """A rate limit, with its tokens as of `now` (what the claim would see)."""
     elapsed = max(0.0, (now - r["refilled_at"]).total_seconds())

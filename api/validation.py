@@ -7,6 +7,7 @@ import hashlib
 import json
 import math
 import re
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -534,3 +535,83 @@ def validate_rate_limit(body: Any) -> tuple[tuple[float, int] | None, list[Field
     if errs.items or rate is None or burst is None:
         return None, errs.items
     return (rate, burst), []
+
+
+BULK_ACTIONS = ("cancel", "pause", "resume", "trigger")
+BULK_MAX_LIMIT = 1000
+BULK_FILTERS = frozenset({"state", "type", "queue", "name", "created_after", "created_before"})
+TASK_LIST_STATES = ("scheduled", "running", "paused", "succeeded", "failed", "cancelled")
+
+
+@dataclass
+class BulkRequest:
+    action: str
+    ids: list[uuid.UUID] | None = None
+    filter: dict[str, Any] = field(default_factory=dict)
+    cursor: str | None = None
+    limit: int = 200  # tasks per request; a dry run counts up to this many
+    dry_run: bool = False
+
+
+def validate_bulk(body: Any) -> tuple[BulkRequest | None, list[FieldError]]:
+    """POST /api/tasks/bulk: {"action", "ids": [...]} or {"action", "filter": {...}, "cursor",
+    "limit", "dry_run"}."""
+    errs = Errors()
+    if not isinstance(body, dict):
+        errs.add("body", 'must be a JSON object: {"action": ..., "ids": [...]} or {"action": ..., "filter": {...}}')
+        return None, errs.items
+    _unknown(errs, "", body, frozenset({"action", "ids", "filter", "cursor", "limit", "dry_run"}))
+    action = body.get("action")
+    if action not in BULK_ACTIONS:
+        errs.add("action", f"must be one of {', '.join(BULK_ACTIONS)}")
+    req = BulkRequest(action=str(action))
+    if ("ids" in body) == ("filter" in body):
+        errs.add("ids", 'give either "ids" (up to 500 task ids) or "filter" (the list filters of GET /api/tasks)')
+    elif "ids" in body:
+        ids = body["ids"]
+        if not isinstance(ids, list) or not 1 <= len(ids) <= 500:
+            errs.add("ids", "must be a list of 1 to 500 task ids")
+        else:
+            req.ids = []
+            for i, v in enumerate(ids):
+                try:
+                    req.ids.append(uuid.UUID(v) if isinstance(v, str) else uuid.UUID(int=-1))
+                except ValueError:
+                    errs.add(f"ids[{i}]", "must be a task id (a UUID)")
+                    continue
+            for k in ("cursor", "limit", "dry_run"):
+                if k in body:
+                    errs.add(k, 'applies to "filter" only')
+    else:
+        flt = body["filter"]
+        if not isinstance(flt, dict):
+            errs.add("filter", "must be an object of list filters: state, type, queue, name, created_after, "
+                     "created_before")
+        else:
+            _unknown(errs, "filter.", flt, BULK_FILTERS)
+            for k, v in flt.items():
+                if k not in BULK_FILTERS:
+                    continue
+                if _string(errs, f"filter.{k}", v, lo=1, hi=200) is None:
+                    continue
+                if k == "state" and v not in TASK_LIST_STATES:
+                    errs.add("filter.state", f"must be one of {', '.join(TASK_LIST_STATES)}")
+                elif k in ("created_after", "created_before"):
+                    try:
+                        req.filter[k] = timeutil.parse_rfc3339(v)
+                    except ValueError as exc:
+                        errs.add(f"filter.{k}", str(exc))
+                else:
+                    req.filter[k] = v
+        if "cursor" in body:
+            req.cursor = _string(errs, "cursor", body["cursor"], lo=1, hi=100)
+        if "limit" in body:
+            req.limit = _integer(errs, "limit", body["limit"], lo=1, hi=BULK_MAX_LIMIT) or 1
+        if "dry_run" in body:
+            if not isinstance(body["dry_run"], bool):
+                errs.add("dry_run", "must be true or false")
+            else:
+                req.dry_run = body["dry_run"]
+    if errs.items:
+        return None, errs.items
+    return req, []

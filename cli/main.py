@@ -189,6 +189,7 @@ def cmd_api(args: argparse.Namespace) -> int:
 
     settings = config.ApiSettings(
         database_url=_db_url(args), api_addr=args.api_addr, api_token=env("SKIPLOCK_API_TOKEN"),
+        api_read_token=env("SKIPLOCK_API_READ_TOKEN"),
         **given(lease_s=(args.lease_s, "--lease-s")),
         **({"max_body_bytes": int(config.parse_positive(args.max_body_bytes, "--max-body-bytes", integer=True))}
            if args.max_body_bytes else {}))

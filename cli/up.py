@@ -180,6 +180,7 @@ def up(args: argparse.Namespace, leases: config.LeaseSettings) -> int:
             failed = True
         else:
             print("\nskiplock is up:\n"
+                  f"  dashboard    http://{api_host}:{api_port}/\n"
                   f"  REST API     http://{api_host}:{api_port}/api/tasks   (docs: http://{api_host}:{api_port}/docs)\n"
                   f"  gRPC         {args.grpc_addr}   (grpcurl -plaintext {args.grpc_addr} list)\n"
                   f"  PostgreSQL   {url}" + ("   (embedded)" if embedded else "") + "\n"

@@ -126,6 +126,8 @@ class ApiSettings:
     database_url: str
     api_addr: str = DEFAULT_API_ADDR
     api_token: str | None = None
+    # May only read (GET): the dashboard for people who look but do not change anything.
+    api_read_token: str | None = None
     max_body_bytes: int = 4 * 1024 * 1024
     lease_s: float = 10.0
     # A request's database work must end within this, or it answers 503 with Retry-After:

@@ -88,3 +88,8 @@ def task_state(status: str, has_running: bool) -> TaskState:
     if status == TaskStatus.QUARANTINED:
         return TaskState.PAUSED
     return TaskState(status)
+
+
+# What a wait (the API's long-poll, the client's wait) waits for.
+FINAL_RUN_STATES = frozenset(s.value for s in RunState if s.final)
+FINAL_TASK_STATES = frozenset({TaskState.SUCCEEDED.value, TaskState.FAILED.value, TaskState.CANCELLED.value})

@@ -15,6 +15,9 @@ from skiplock.coordinator.followups import Applied, reap
 from skiplock.coordinator.metrics import CoordinatorMetrics
 from skiplock.sql import db, statements
 
+# Per-minute figures are for charts of hours and days, not an archive: a week is kept.
+MINUTES_KEPT_DAYS = 7
+
 log = logs.get("skiplock.reaper")
 
 
@@ -93,6 +96,8 @@ class Retention:
         done = await statements.maintain_history(self.pool, now=now, keep_ok_s=self.settings.retention_s,
                                                  keep_failed_s=self.settings.retention_failed_s, batch=self.batch)
         await statements.delete_old_workers(self.pool, before=now - timedelta(days=1))
+        await statements.delete_old_waiters(self.pool, before=now - timedelta(minutes=10))
+        await statements.delete_old_minutes(self.pool, before=now - timedelta(days=MINUTES_KEPT_DAYS))
         if done.created or done.dropped or done.default_rows:
             log.info("history_maintained", partitions_created=done.created, partitions_dropped=done.dropped,
                      runs_dropped=done.runs_dropped, default_rows_pruned=done.default_rows)

@@ -779,3 +779,28 @@ ORDER BY t.dedup_key, t.created_at, t.id;
 -- name: dedup_replace
 -- on_duplicate=replace: the existing task takes the new payload.
 UPDATE skiplock_tasks SET payload = $2::jsonb, updated_at = $3 WHERE id = $1;
+
+-- name: add_waiter
+-- A long-poll begins: runs of this task (or this run) that end NOTIFY skiplock_ended.
+INSERT INTO skiplock_waiters (waiter, id, since) VALUES ($1, $2, $3);
+
+-- name: remove_waiter
+-- A long-poll ended (answered, timed out, or its client left).
+DELETE FROM skiplock_waiters WHERE waiter = $1;
+
+-- name: delete_old_waiters
+-- Waiters of an API process that died mid-wait (a wait lasts at most a minute).
+DELETE FROM skiplock_waiters WHERE since < $1;
+
+-- name: run_minutes
+-- Runs ended per minute since $1 (all queues, or queue $2) by state and lateness bucket,
+-- from the kept per-minute rows (see 0010_dashboard.sql).
+SELECT minute, state, late_bucket, sum(n)::bigint AS n, sum(run_ms) AS run_ms
+FROM skiplock_run_minutes
+WHERE minute >= $1 AND ($2::text IS NULL OR queue = $2)
+GROUP BY minute, state, late_bucket
+ORDER BY minute;
+
+-- name: delete_old_minutes
+-- Retention of the per-minute figures.
+DELETE FROM skiplock_run_minutes WHERE minute < $1;

@@ -410,3 +410,25 @@ async def dedup_matches(conn: Conn, *, keys: Sequence[str], active_keys: Sequenc
 
 async def dedup_replace(conn: Conn, *, task_id: uuid.UUID, payload: Any, now: datetime) -> None:
     await conn.execute(query("dedup_replace"), task_id, payload, now)
+
+
+# --- dashboard figures and long-polls -------------------------------------------------------------
+
+async def add_waiter(conn: Conn, *, waiter: uuid.UUID, id_: uuid.UUID, now: datetime) -> None:
+    await conn.execute(query("add_waiter"), waiter, id_, now)
+
+
+async def remove_waiter(conn: Conn, *, waiter: uuid.UUID) -> None:
+    await conn.execute(query("remove_waiter"), waiter)
+
+
+async def delete_old_waiters(conn: Conn, *, before: datetime) -> None:
+    await conn.execute(query("delete_old_waiters"), before)
+
+
+async def run_minutes(conn: Conn, *, since: datetime, queue: str | None = None) -> list[asyncpg.Record]:
+    return await conn.fetch(query("run_minutes"), since, queue)
+
+
+async def delete_old_minutes(conn: Conn, *, before: datetime) -> None:
+    await conn.execute(query("delete_old_minutes"), before)

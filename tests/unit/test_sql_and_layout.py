@@ -10,7 +10,7 @@ from skiplock.proto import codegen
 from skiplock.sql import parse_queries, queries
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("api", "coordinator", "worker", "common", "proto", "sql", "cli")
+PACKAGES = ("api", "coordinator", "worker", "common", "proto", "sql", "cli", "ui", "client")
 
 
 def test_parse_queries_splits_named_blocks() -> None:
