@@ -17,7 +17,12 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from skiplock.api import bulk, dashboard, longpoll, openapi, store
 from skiplock.api.problems import FieldError, Problem, invalid, not_found
-from skiplock.api.validation import (
+from skiplock.api.views import decode_cursor
+from skiplock.common import logs, timeutil
+from skiplock.common.config import ApiSettings
+from skiplock.common.metrics import render
+from skiplock.common.states import FINAL_RUN_STATES, FINAL_TASK_STATES, RunState, TaskState
+from skiplock.common.validation import (
     QUEUE_RE,
     QUEUE_RULE,
     RATE_LIMIT_RE,
@@ -28,11 +33,6 @@ from skiplock.api.validation import (
     validate_patch,
     validate_rate_limit,
 )
-from skiplock.api.views import decode_cursor
-from skiplock.common import logs, timeutil
-from skiplock.common.config import ApiSettings
-from skiplock.common.metrics import render
-from skiplock.common.states import FINAL_RUN_STATES, FINAL_TASK_STATES, RunState, TaskState
 from skiplock.sql import db
 
 log = logs.get("skiplock.api")

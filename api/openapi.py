@@ -8,9 +8,15 @@ from typing import Any
 
 from aiohttp import web
 
-from skiplock.api.validation import (
+from skiplock.api.views import CURSOR_PATTERN
+from skiplock.api.waiting import REASONS
+from skiplock.common import secrets
+from skiplock.common.states import RunState, TaskState
+from skiplock.common.validation import (
+    CALLBACK_EVENTS,
     HEADER_NAME_RE,
     HTTP_METHODS,
+    MAX_CALLBACKS,
     MAX_DELAY_S,
     MAX_RATE,
     MAX_TIMEOUT_S,
@@ -21,10 +27,6 @@ from skiplock.api.validation import (
     TYPE_RE,
     URL_RE,
 )
-from skiplock.api.views import CURSOR_PATTERN
-from skiplock.api.waiting import REASONS
-from skiplock.common import secrets
-from skiplock.common.states import RunState, TaskState
 from skiplock.common.version import __version__
 
 TS = {"type": "string", "format": "date-time", "description": "RFC 3339 with an explicit offset"}
@@ -131,6 +133,17 @@ TASK_FIELDS: dict[str, Any] = {
                                        "description": "active when absent"},
                              "on_duplicate": {"type": "string", "enum": ["keep", "replace"],
                                               "description": "keep when absent"}}},
+    "callbacks": {"type": "array", "maxItems": MAX_CALLBACKS,
+                  "description": "POST an event to each url when a run raises one of its events: succeeded, failed "
+                                 "(a one-off task failed for good), retrying, skipped (a cron slot did not run), "
+                                 "recovered (a success right after a failure); delivered at least once as http tasks",
+                  "items": {"type": "object", "required": ["url"], "additionalProperties": False, "properties": {
+                      "url": {"type": "string", "pattern": URL_RE.pattern, "maxLength": 8192},
+                      "events": {"type": "array", "minItems": 1, "uniqueItems": False,
+                                 "items": {"type": "string", "enum": list(CALLBACK_EVENTS)},
+                                 "description": "every event when absent"},
+                      "headers": {"type": "object", "additionalProperties": HEADER_VALUE,
+                                  "propertyNames": {"pattern": HEADER_NAME_RE.pattern}}}}},
 }
 RATE_LIMIT_NAME = [{"name": "name", "in": "path", "required": True,
                     "schema": {"type": "string", "pattern": RATE_LIMIT_RE.pattern}}]
@@ -224,6 +237,7 @@ def spec() -> dict[str, Any]:
             "concurrency": {"type": "object", "nullable": True, "properties": {
                 "key": {"type": "string"}, "limit": {"type": "integer"}}},
             "rate_limit": {"type": "string", "nullable": True},
+            "callbacks": {"type": "array", "nullable": True, "items": {"type": "object"}},
             "dedup": {"type": "object", "nullable": True, "properties": {
                 "key": {"type": "string"}, "while": {"type": "string"}, "on_duplicate": {"type": "string"}}},
             "deduplicated": {"type": "boolean",

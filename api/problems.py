@@ -8,15 +8,11 @@ from typing import Any
 
 from aiohttp import web
 
+from skiplock.common.validation import FieldError
+
+__all__ = ["FieldError", "Problem", "invalid", "not_found"]
+
 CONTENT_TYPE = "application/problem+json"
-
-
-@dataclass
-class FieldError:
-    field: str
-    message: str
-    # Valid on its own, but not for this task's state (a cron field on a one-off task): 409.
-    conflict: bool = False
 
 
 @dataclass

@@ -14,15 +14,15 @@ from typing import Any
 import asyncpg
 
 from skiplock.api import waiting
-from skiplock.api.validation import TaskSpec
 from skiplock.api.views import decode_cursor, encode_cursor, run_view, task_view
 from skiplock.common import timeutil
 from skiplock.common.errors import SkiplockError
 from skiplock.common.ids import new_id
 from skiplock.common.states import RunState, TaskState, TaskStatus
+from skiplock.common.validation import TaskSpec
 from skiplock.sql import statements
 from skiplock.sql.db import retry_conflicts
-from skiplock.sql.new_runs import NewRun, insert_runs
+from skiplock.sql.new_runs import NewRun, insert_runs, task_record
 
 
 class Conflict(SkiplockError):
@@ -41,22 +41,6 @@ class NotFound(SkiplockError):
 class Page:
     items: list[dict[str, Any]]
     next_cursor: str | None
-
-
-def _spec_record(spec: TaskSpec, task_id: uuid.UUID) -> dict[str, Any]:
-    return {
-        "id": str(task_id), "name": spec.name, "type": spec.type, "payload": spec.payload,
-        "queue": spec.queue, "priority": spec.priority,
-        "run_at": timeutil.iso(spec.run_at), "cron": spec.cron, "timezone": spec.timezone,
-        "catch_up": spec.catch_up, "overlap": spec.overlap, "max_attempts": spec.max_attempts,
-        "timeout_s": spec.timeout_s, "retry_backoff_s": spec.retry_backoff_s,
-        "retry_backoff_max_s": spec.retry_backoff_max_s, "retry_jitter": spec.retry_jitter,
-        "idempotency_key": spec.idempotency_key,
-        "request_hash": spec.request_hash() if spec.idempotency_key is not None else None,
-        "concurrency_key": spec.concurrency_key, "concurrency_limit": spec.concurrency_limit,
-        "rate_limit": spec.rate_limit, "dedup_key": spec.dedup_key, "dedup_while": spec.dedup_while,
-        "dedup_on_duplicate": spec.dedup_on_duplicate,
-    }
 
 
 class Invalid(SkiplockError):
@@ -91,7 +75,7 @@ async def create_tasks(pool: asyncpg.Pool, specs: list[TaskSpec], now: datetime,
             first_by_key[key] = tid
         ids.append(tid)
         by_id[tid] = spec
-        records[tid] = _spec_record(spec, tid)
+        records[tid] = task_record(spec, tid)
         fires[tid] = spec.first_fire(now)
     deduped: dict[int, uuid.UUID] = {}  # position → the task whose dedup window took it
     async with pool.acquire() as conn, conn.transaction():
@@ -196,7 +180,7 @@ def _fresh_view(tid: uuid.UUID, spec: TaskSpec, now: datetime, due: datetime, fl
     row = {
         "id": tid, "status": TaskStatus.ACTIVE.value, "has_running": False, "next_due": due,
         "lost_runs": 0, "created_at": now, "updated_at": now, "pending_due": due, "pending_reason": "schedule",
-        **{k: v for k, v in _spec_record(spec, tid).items() if k not in ("id", "request_hash")},
+        **{k: v for k, v in task_record(spec, tid).items() if k not in ("id", "request_hash")},
     }
     row["run_at"] = spec.run_at
     return task_view(row, None, waiting.task_waiting(row, fleet, now))

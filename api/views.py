@@ -80,6 +80,7 @@ def task_view(t: Mapping[str, Any], last_run: Mapping[str, Any] | None,
         "concurrency": ({"key": t["concurrency_key"], "limit": t["concurrency_limit"]}
                         if t["concurrency_key"] is not None else None),
         "rate_limit": t["rate_limit"],
+        "callbacks": t["callbacks"],
         "dedup": ({"key": t["dedup_key"], "while": t["dedup_while"], "on_duplicate": t["dedup_on_duplicate"]}
                   if t["dedup_key"] is not None else None),
         "quarantined": status == TaskStatus.QUARANTINED,

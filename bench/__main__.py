@@ -83,6 +83,28 @@ async def cron_fleet(args: argparse.Namespace, url: str) -> None:
         cluster.stop()
 
 
+async def enqueue_rates(url: str, n: int) -> tuple[float, float]:
+    import skiplock
+
+    later = datetime.now(UTC) + timedelta(days=1)
+    conn = await asyncpg.connect(url)
+    try:
+        t0 = time.perf_counter()
+        async with conn.transaction():
+            for i in range(n):
+                await skiplock.enqueue(conn, "bench.other", {"i": i}, run_at=later)
+        single = n / (time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        async with conn.transaction():
+            for i in range(0, n, 1000):
+                await skiplock.enqueue_many(conn, [{"type": "bench.other", "payload": {"i": j}, "run_at": later}
+                                                   for j in range(i, min(n, i + 1000))])
+        many = n / (time.perf_counter() - t0)
+    finally:
+        await conn.close()
+    return single, many
+
+
 async def main(args: argparse.Namespace) -> None:
     url = os.environ.get("SKIPLOCK_BENCH_DATABASE_URL")
     server = None
@@ -161,6 +183,15 @@ async def main(args: argparse.Namespace) -> None:
                   f"p50 {pct(late, 50):.1f} ms, p95 {pct(late, 95):.1f} ms, p99 {pct(late, 99):.1f} ms, "
                   f"max {max(late):.1f} ms, mean {statistics.fmean(late):.1f} ms", flush=True)
 
+        # 4. Transactional enqueue on the application's own connection, in one transaction.
+        await reset(pool)
+        single, many = await enqueue_rates(url, args.enqueue)
+        print(f"skiplock.enqueue in one transaction (asyncpg, {args.enqueue:,} tasks): one call per task "
+              f"{single:,.0f} tasks/s, enqueue_many {many:,.0f} tasks/s", flush=True)
+        if pgq.available():
+            theirs = await pgq.enqueue_rate(url, args.enqueue)
+            print(f"pgqueuer {pgq_version()} enqueue (its batch insert, 1,000 per statement, one transaction): "
+                  f"{theirs:,.0f} jobs/s", flush=True)
         await pool.close()
     finally:
         cluster.stop()
@@ -173,6 +204,7 @@ if __name__ == "__main__":
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     p.add_argument("--tasks", type=int, default=20_000)
     p.add_argument("--late", type=int, default=500)
+    p.add_argument("--enqueue", type=int, default=10_000, help="tasks for the transactional enqueue figures")
     p.add_argument("--slots", type=int, default=500, help="the tuned run's slots (the other uses the defaults)")
     p.add_argument("--idle-s", type=float, default=10.0)
     p.add_argument("--cron-fleet", type=int, default=0, metavar="N",

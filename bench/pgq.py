@@ -77,3 +77,26 @@ async def drain(url: str, n: int) -> float:
     finally:
         await conn.close()
         await asyncio.to_thread(_pgq, url, "uninstall")
+
+
+async def enqueue_rate(url: str, n: int) -> float:
+    """pgqueuer's own batch insert (one unnest statement per 1,000 jobs), inside one
+    transaction, as skiplock's enqueue is measured."""
+    from pgqueuer.db import AsyncpgDriver
+    from pgqueuer.queries import Queries
+
+    await asyncio.to_thread(_pgq, url, "uninstall")
+    await asyncio.to_thread(_pgq, url, "install")
+    conn = await asyncpg.connect(url)
+    try:
+        q = Queries(AsyncpgDriver(conn))
+        t0 = time.perf_counter()
+        async with conn.transaction():
+            for i in range(0, n, 1000):
+                k = min(1000, n - i)
+                await q.enqueue(["bench_other"] * k, [None] * k, [0] * k)
+        rate = n / (time.perf_counter() - t0)
+        await conn.execute("DELETE FROM pgqueuer")
+        return rate
+    finally:
+        await conn.close()

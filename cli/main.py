@@ -168,12 +168,25 @@ def worker_settings(args: argparse.Namespace, coordinators: Sequence[str] | None
         allow_shell=bool(args.allow_shell),
         allow_net=config.parse_networks(args.allow_net, "--allow-net"),
         worker_token=env("SKIPLOCK_WORKER_TOKEN"),
+        webhook_secret=_webhook_secret(),
         metrics_addr=getattr(args, "metrics_addr", None),
         **given(drain_grace_s=(getattr(args, "drain_grace_s", None), "--drain-grace-s")),
         tls_ca=getattr(args, "tls_ca", None),
         tls_cert=getattr(args, "tls_cert", None),
         tls_key=getattr(args, "tls_key", None),
     )
+
+
+def _webhook_secret() -> str | None:
+    from skiplock.worker.signing import key
+
+    secret = env("SKIPLOCK_WEBHOOK_SECRET")
+    if secret is not None:
+        try:
+            key(secret)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    return secret
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:

@@ -151,6 +151,8 @@ class WorkerSettings:
     allow_shell: bool = False
     allow_net: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     worker_token: str | None = None
+    # Standard Webhooks secret (whsec_...): outbound http requests are signed with it.
+    webhook_secret: str | None = None
     metrics_addr: str | None = None
     drain_grace_s: float = 30.0
     output_cap_bytes: int = 64 * 1024

@@ -13,6 +13,7 @@ from datetime import datetime
 import asyncpg
 
 from skiplock.common import timeutil
+from skiplock.coordinator import callbacks
 from skiplock.coordinator.policy import next_slot
 from skiplock.sql import statements
 from skiplock.sql.new_runs import NewRun, insert_runs
@@ -78,6 +79,9 @@ async def apply_policies(conn: asyncpg.Connection, rows: Sequence[ClaimedRun], n
     if skip:
         ids = list(skip)
         await statements.skip_runs(conn, run_ids=ids, reasons=[skip[i] for i in ids], now=now)
+        told = [callbacks.skipped_event(r, skip[r["id"]], now) for r in slots if r["id"] in skip and r["callbacks"]]
+        if told:
+            await callbacks.deliver(conn, told, now)
     if queue:
         await statements.queue_runs(conn, run_ids=queue)
     late = [i for i in late if i not in skip and i not in queue]

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 import asyncpg
 
 from skiplock.common.timeutil import NEVER
+from skiplock.coordinator import callbacks
 from skiplock.coordinator.policy import final_task_status, retry_delay
 from skiplock.sql import statements
 from skiplock.sql.new_runs import NewRun, insert_runs
@@ -58,6 +59,7 @@ async def apply_followups(conn: asyncpg.Connection, rows: Sequence[EndedRun], no
             await statements.hold_pending_runs(conn, task_ids=quarantined)
     parked = set(quarantined)
     retries: list[NewRun] = []
+    retried: set[uuid.UUID] = set()
     for r in rows:
         if r["state"] != "failed" or r["task_status"] not in ("active", "paused") or r["task_id"] in parked:
             continue
@@ -70,6 +72,7 @@ async def apply_followups(conn: asyncpg.Connection, rows: Sequence[EndedRun], no
             continue
         # A paused task's retry waits for resume, like its other pending runs.
         due = now + timedelta(seconds=delay) if r["task_status"] == "active" else NEVER
+        retried.add(r["id"])
         retries.append(NewRun(task_id=r["task_id"], attempt=r["attempt"] + 1, type=r["type"],
                               queue=r["queue"], priority=r["priority"], scheduled_for=r["scheduled_for"],
                               due_at=due, reason="retry", concurrency_key=r["concurrency_key"],
@@ -81,6 +84,11 @@ async def apply_followups(conn: asyncpg.Connection, rows: Sequence[EndedRun], no
             finals.setdefault(final_task_status(r["state"]), []).append(r["task_id"])
     for status, task_ids in finals.items():
         await statements.finish_tasks(conn, task_ids=task_ids, status=status, now=now)
+    final_of = {t: status for status, ids in finals.items() for t in ids}
+    events = [callbacks.ended_event(kind, r) for r in rows if r["callbacks"]
+              for kind in callbacks.ended_events(r, r["id"] in retried, final_of.get(r["task_id"]))]
+    if events:
+        await callbacks.deliver(conn, events, now)
     cron_tasks = list({r["task_id"] for r in rows if r["cron"] is not None})
     if cron_tasks:  # a slot queued behind this run (overlap=queue) may start now
         await statements.release_queued(conn, task_ids=cron_tasks, now=now)

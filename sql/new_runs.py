@@ -1,14 +1,18 @@
-"""Making runs: shared by the API (first runs, triggers) and coordinators (retries, cron slots)."""
+"""Making tasks and runs: shared by the API (tasks, first runs, triggers) and coordinators
+(retries, cron slots, callback deliveries)."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
+from skiplock.common import timeutil
 from skiplock.common.ids import new_id
+from skiplock.common.validation import TaskSpec
 from skiplock.sql import statements
 
 
@@ -43,3 +47,20 @@ async def insert_runs(conn: asyncpg.Connection | asyncpg.Pool, runs: list[NewRun
         reasons=[r.reason for r in runs], now=now, check_history=cron_slots,
         concurrency_keys=[r.concurrency_key for r in runs], concurrency_limits=[r.concurrency_limit for r in runs],
         rate_limits=[r.rate_limit for r in runs])
+
+
+def task_record(spec: TaskSpec, task_id: uuid.UUID) -> dict[str, Any]:
+    """A task as insert_tasks takes it (one JSON record per task)."""
+    return {
+        "id": str(task_id), "name": spec.name, "type": spec.type, "payload": spec.payload,
+        "queue": spec.queue, "priority": spec.priority,
+        "run_at": timeutil.iso(spec.run_at), "cron": spec.cron, "timezone": spec.timezone,
+        "catch_up": spec.catch_up, "overlap": spec.overlap, "max_attempts": spec.max_attempts,
+        "timeout_s": spec.timeout_s, "retry_backoff_s": spec.retry_backoff_s,
+        "retry_backoff_max_s": spec.retry_backoff_max_s, "retry_jitter": spec.retry_jitter,
+        "idempotency_key": spec.idempotency_key,
+        "request_hash": spec.request_hash() if spec.idempotency_key is not None else None,
+        "concurrency_key": spec.concurrency_key, "concurrency_limit": spec.concurrency_limit,
+        "rate_limit": spec.rate_limit, "dedup_key": spec.dedup_key, "dedup_while": spec.dedup_while,
+        "dedup_on_duplicate": spec.dedup_on_duplicate, "callbacks": spec.callbacks,
+    }

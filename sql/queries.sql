@@ -17,18 +17,18 @@ INSERT INTO skiplock_tasks (id, name, type, payload, queue, priority, run_at, cr
                             catch_up, overlap, max_attempts, timeout_s, retry_backoff_s,
                             retry_backoff_max_s, retry_jitter, idempotency_key, request_hash,
                             concurrency_key, concurrency_limit, rate_limit, dedup_key, dedup_while,
-                            dedup_on_duplicate, created_at, updated_at)
+                            dedup_on_duplicate, callbacks, created_at, updated_at)
 SELECT id, name, type, payload, queue, priority, run_at, cron, timezone, catch_up, overlap,
        max_attempts, timeout_s, retry_backoff_s, retry_backoff_max_s, retry_jitter,
        idempotency_key, request_hash, concurrency_key, concurrency_limit, rate_limit, dedup_key, dedup_while,
-       dedup_on_duplicate, $2, $2
+       dedup_on_duplicate, callbacks, $2, $2
 FROM jsonb_to_recordset($1::jsonb) AS t(
     id uuid, name text, type text, payload jsonb, queue text, priority integer,
     run_at timestamptz, cron text, timezone text, catch_up text, overlap text,
     max_attempts integer, timeout_s double precision, retry_backoff_s double precision,
     retry_backoff_max_s double precision, retry_jitter boolean, idempotency_key text,
     request_hash text, concurrency_key text, concurrency_limit integer, rate_limit text, dedup_key text,
-    dedup_while text, dedup_on_duplicate text)
+    dedup_while text, dedup_on_duplicate text, callbacks jsonb)
 ON CONFLICT (idempotency_key) DO NOTHING
 RETURNING id;
 
@@ -169,7 +169,7 @@ RETURNING r.id, r.lease_token, r.task_id, t.name AS task_name, r.concurrency_key
           r.rate_limit, r.type, t.payload::text AS payload, r.due_at,
           r.attempt, t.max_attempts, t.timeout_s, r.scheduled_for, r.queue, r.priority,
           r.worker_id, r.reason, t.cron, t.timezone, t.catch_up, t.overlap, t.status AS task_status,
-          (SELECT count(*) FROM picked) AS picked;
+          t.callbacks, (SELECT count(*) FROM picked) AS picked;
 
 -- name: already_applied
 -- Of results that did not apply, those whose run already ended under the same token: a
@@ -311,7 +311,14 @@ WITH res AS (
 SELECT d.id, d.task_id, d.state, d.attempt, d.scheduled_for, d.type, d.queue, d.priority,
        d.retryable, d.retry_after_s, d.released, false AS lost, t.max_attempts, t.cron,
        t.status AS task_status, t.retry_backoff_s, t.retry_backoff_max_s, t.retry_jitter,
-       d.concurrency_key, d.concurrency_limit, d.rate_limit
+       d.concurrency_key, d.concurrency_limit, d.rate_limit,
+       -- For callbacks only (NULL for tasks without): what an event tells, and the task's
+       -- previous ended run (read before this statement's trigger records this one).
+       t.callbacks, t.name AS task_name,
+       CASE WHEN t.callbacks IS NOT NULL THEN d.result END AS result,
+       CASE WHEN t.callbacks IS NOT NULL THEN d.error END AS error, d.finished_at,
+       CASE WHEN t.callbacks IS NOT NULL
+            THEN (SELECT lr.state FROM skiplock_task_last_run lr WHERE lr.task_id = d.task_id) END AS previous_state
 FROM done d JOIN skiplock_tasks t ON t.id = d.task_id;
 
 -- name: reap_expired
@@ -341,7 +348,10 @@ RETURNING r.id, r.task_id, r.state, r.attempt, r.scheduled_for, r.type, r.queue,
           true AS retryable, 0::double precision AS retry_after_s, false AS released,
           gone.lost, t.max_attempts, t.cron,
           t.status AS task_status, t.retry_backoff_s, t.retry_backoff_max_s, t.retry_jitter,
-          r.concurrency_key, r.concurrency_limit, r.rate_limit;
+          r.concurrency_key, r.concurrency_limit, r.rate_limit,
+          t.callbacks, t.name AS task_name, NULL::text AS result, r.error, r.finished_at,
+          CASE WHEN t.callbacks IS NOT NULL
+               THEN (SELECT lr.state FROM skiplock_task_last_run lr WHERE lr.task_id = r.task_id) END AS previous_state;
 
 -- name: count_lost_runs
 -- A run lost with its worker counts against its task; past the limit the task is parked.
@@ -621,6 +631,7 @@ UPDATE skiplock_tasks SET
     dedup_key = CASE WHEN $2::jsonb ? 'dedup' THEN $2->'dedup'->>'key' ELSE dedup_key END,
     dedup_while = CASE WHEN $2::jsonb ? 'dedup' THEN $2->'dedup'->>'while' ELSE dedup_while END,
     dedup_on_duplicate = CASE WHEN $2::jsonb ? 'dedup' THEN $2->'dedup'->>'on_duplicate' ELSE dedup_on_duplicate END,
+    callbacks = CASE WHEN $2::jsonb ? 'callbacks' THEN nullif($2->'callbacks', 'null'::jsonb) ELSE callbacks END,
     updated_at = $3
 WHERE id = $1
 RETURNING *;

@@ -59,6 +59,7 @@ class ClaimedRun(Row):
     catch_up: str
     overlap: str
     task_status: str
+    callbacks: list[dict[str, Any]] | None
     picked: int  # how many runs the claim locked (the same in every row)
 
 
@@ -87,6 +88,13 @@ class EndedRun(Row):
     concurrency_key: str | None
     concurrency_limit: int | None
     rate_limit: str | None
+    # What callbacks need (result and error are NULL for tasks without callbacks).
+    callbacks: list[dict[str, Any]] | None
+    task_name: str
+    result: str | None
+    error: str | None
+    finished_at: datetime
+    previous_state: str | None  # the task's ended run before this one
 
 
 async def claim(conn: Conn, *, now: datetime, horizon: datetime, types: Sequence[str], queues: Sequence[str],

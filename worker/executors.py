@@ -16,6 +16,7 @@ from typing import Any
 
 import aiohttp
 
+from skiplock.worker import signing
 from skiplock.worker.handlers import Context, HandlerFn, NonRetryableError, RetryAfter, is_async
 from skiplock.worker.netguard import ForbiddenAddress
 from skiplock.worker.outcome import Outcome, cap_text
@@ -48,22 +49,31 @@ def _codes(value: Any) -> set[int]:
 
 
 async def run_http(session: aiohttp.ClientSession, payload: dict[str, Any], timeout_s: float, cap: int,
-                   identity: dict[str, str] | None = None) -> Outcome:
+                   identity: dict[str, str] | None = None, signing_key: bytes | None = None) -> Outcome:
     """`identity`: headers naming the run (Idempotency-Key, X-Skiplock-*); the task's own
-    headers win over them."""
+    headers win over them. With `signing_key`, Standard Webhooks headers sign the body, with
+    the Idempotency-Key as the message id (the same for every attempt at one fire time)."""
     method = str(payload.get("method", "POST")).upper()
     req_timeout = min(float(payload.get("timeout_s", timeout_s)), timeout_s)
     headers = {**(identity or {}), **(payload.get("headers") or {})}
-    kwargs: dict[str, Any] = {"headers": headers, "timeout": aiohttp.ClientTimeout(total=req_timeout)}
-    if "json" in payload:
-        kwargs["json"] = payload["json"]
+    body = b""
+    if "json" in payload:  # serialised here, so the signature covers the bytes sent
+        body = json.dumps(payload["json"], separators=(",", ":")).encode()
+        if not any(k.lower() == "content-type" for k in headers):
+            headers["Content-Type"] = "application/json"
     elif "body" in payload:
-        kwargs["data"] = payload["body"].encode()
+        body = payload["body"].encode()
+    if signing_key is not None:
+        msg_id = (identity or {}).get("Idempotency-Key") or headers.get("Idempotency-Key") or ""
+        headers.update(signing.headers(signing_key, msg_id, body))
+    kwargs: dict[str, Any] = {"headers": headers, "timeout": aiohttp.ClientTimeout(total=req_timeout)}
+    if "json" in payload or "body" in payload:
+        kwargs["data"] = body
     try:
         async with session.request(method, payload["url"], **kwargs) as resp:
             data = await _read_body(resp.content, cap)
-            body, cut = cap_text(data, cap)
-            result = {"status_code": resp.status, "body": body, "body_truncated": cut}
+            text, cut = cap_text(data, cap)
+            result = {"status_code": resp.status, "body": text, "body_truncated": cut}
             expected = _codes(payload.get("expect_status"))
             ok = resp.status in expected if expected else 200 <= resp.status < 300
             if ok:

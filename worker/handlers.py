@@ -90,6 +90,20 @@ def handler(type_name: str) -> Callable[[HandlerFn], HandlerFn]:
         if type_name in _registry and _registry[type_name] is not fn:
             raise ValueError(f"a handler for {type_name!r} is already registered")
         _registry[type_name] = fn
+
+        # Application code names the handler, not a string: send_email.enqueue(conn, {...}).
+        async def enqueue(conn: Any, payload: Any = None, **fields: Any) -> Any:
+            from skiplock.client.enqueue import enqueue as make
+
+            return await make(conn, type_name, payload, **fields)
+
+        def enqueue_sync(conn: Any, payload: Any = None, **fields: Any) -> Any:
+            from skiplock.client.enqueue import enqueue_sync as make
+
+            return make(conn, type_name, payload, **fields)
+
+        fn.enqueue = enqueue  # type: ignore[attr-defined]
+        fn.enqueue_sync = enqueue_sync  # type: ignore[attr-defined]
         return fn
 
     return register

@@ -35,7 +35,7 @@ from skiplock.common.states import RunState
 from skiplock.common.version import __version__
 from skiplock.proto import skiplock_pb2 as pb
 from skiplock.proto import skiplock_pb2_grpc as pb_grpc
-from skiplock.worker import executors, netguard
+from skiplock.worker import executors, netguard, signing
 from skiplock.worker.handlers import Context, HandlerFn, is_async
 from skiplock.worker.metrics import WorkerMetrics
 from skiplock.worker.outcome import Outcome
@@ -89,6 +89,7 @@ class Worker:
     def __init__(self, settings: WorkerSettings, handlers: dict[str, HandlerFn],
                  metrics: WorkerMetrics | None = None) -> None:
         self.settings = settings
+        self.signing_key = signing.key(settings.webhook_secret) if settings.webhook_secret else None
         self.metrics = metrics or WorkerMetrics()
         self.handlers = handlers
         self.id = uuid.uuid4().hex  # fresh per process start
@@ -207,7 +208,7 @@ class Worker:
             slot = datetime.fromtimestamp(a.scheduled_for, UTC).isoformat().replace("+00:00", "Z")
             identity = {"Idempotency-Key": f"{a.task_id}/{slot}", "X-Skiplock-Task-Id": a.task_id,
                         "X-Skiplock-Run-Id": a.run_id, "X-Skiplock-Attempt": str(a.attempt)}
-            return await executors.run_http(self.http, payload, a.timeout_s, cap, identity)
+            return await executors.run_http(self.http, payload, a.timeout_s, cap, identity, self.signing_key)
         if a.type == "shell":
             if not self.settings.allow_shell:
                 return Outcome("failed", None, "this worker does not run shell tasks", retryable=True)

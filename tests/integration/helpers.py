@@ -7,8 +7,8 @@ from typing import Any
 import asyncpg
 
 from skiplock.api import store
-from skiplock.api.validation import validate_create
 from skiplock.common.config import CoordinatorSettings, LeaseSettings
+from skiplock.common.validation import validate_create
 from skiplock.coordinator.followups import Applied, ResultRow, apply_results
 from skiplock.sql.new_runs import NewRun, insert_runs
 

@@ -100,7 +100,7 @@ async def test_many_claimers_at_once_never_pass_the_limit(db_url: str, pool: asy
 
 
 async def test_patch_changes_the_key_of_pending_runs(pool: asyncpg.Pool) -> None:
-    from skiplock.api.validation import validate_patch
+    from skiplock.common.validation import validate_patch
 
     t = await create(pool, NOW + timedelta(hours=1), concurrency={"key": "old", "limit": 1})
 

@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 
 from skiplock.api import store
-from skiplock.api.validation import validate_create
+from skiplock.common.validation import validate_create
 from skiplock.sql import db
 from tests.integration.helpers import claim, finish
 

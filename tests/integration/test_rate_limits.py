@@ -67,7 +67,7 @@ async def test_many_claimers_at_once_never_start_more_than_the_bucket_allows(db_
 
 
 async def test_a_task_must_name_a_rate_limit_that_exists(pool: asyncpg.Pool) -> None:
-    from skiplock.api.validation import validate_create
+    from skiplock.common.validation import validate_create
 
     spec, _ = validate_create({"type": "noop", "rate_limit": "nope"})
     assert spec is not None

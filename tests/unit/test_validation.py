@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from skiplock.api.validation import validate_batch, validate_create, validate_patch
+from skiplock.common.validation import validate_batch, validate_create, validate_patch
 
 
 def fields(body: Any) -> list[str]:

@@ -13,8 +13,17 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from skiplock.api.problems import FieldError
 from skiplock.common import secrets, timeutil
+
+
+@dataclass
+class FieldError:
+    """One refused field, named as the API names it (`payload.url`, `tasks[2].cron`)."""
+
+    field: str
+    message: str
+    # Valid on its own, but not for this task's state (a cron field on a one-off task): 409.
+    conflict: bool = False
 
 TYPE_RE = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
 QUEUE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
@@ -43,15 +52,18 @@ HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 CREATE_FIELDS = frozenset({
     "name", "type", "payload", "run_at", "delay_s", "cron", "timezone", "queue", "priority",
     "max_attempts", "timeout_s", "retry_backoff_s", "retry_backoff_max_s", "retry_jitter",
-    "idempotency_key", "catch_up", "overlap", "concurrency", "rate_limit", "dedup",
+    "idempotency_key", "catch_up", "overlap", "concurrency", "rate_limit", "dedup", "callbacks",
 })
 PATCH_FIELDS = frozenset({
     "name", "payload", "run_at", "cron", "timezone", "queue", "priority", "max_attempts",
     "timeout_s", "retry_backoff_s", "retry_backoff_max_s", "retry_jitter", "catch_up", "overlap", "concurrency",
-    "rate_limit", "dedup",
+    "rate_limit", "dedup", "callbacks",
 })
 # Fields a PATCH may set to null, to remove them.
-NULLABLE_PATCH_FIELDS = frozenset({"concurrency", "rate_limit", "dedup"})
+NULLABLE_PATCH_FIELDS = frozenset({"concurrency", "rate_limit", "dedup", "callbacks"})
+# What a callback may be told of (see coordinator/callbacks.py).
+CALLBACK_EVENTS = ("succeeded", "failed", "retrying", "skipped", "recovered")
+MAX_CALLBACKS = 10
 HTTP_PAYLOAD_FIELDS = frozenset({"method", "url", "headers", "json", "body", "timeout_s",
                                  "expect_status", "retry_on_status"})
 SHELL_PAYLOAD_FIELDS = frozenset({"command", "env", "cwd", "timeout_s"})
@@ -84,6 +96,7 @@ class TaskSpec:
     dedup_key: str | None = None
     dedup_while: str | None = None  # pending | active
     dedup_on_duplicate: str | None = None  # keep | replace
+    callbacks: list[dict[str, Any]] | None = None  # [{"url", "events", "headers"}]
 
     def request_hash(self) -> str:
         """A fingerprint of what was asked (not of when): two creates with one idempotency
@@ -187,18 +200,25 @@ def validate_http_payload(errs: Errors, path: str, p: dict[str, Any]) -> None:
     if "url" not in p:
         errs.add(f"{path}.url", "is required for an http task")
     else:
-        url = p["url"]
-        if not isinstance(url, str) or len(url) > 8192:
-            errs.add(f"{path}.url", "must be a string of at most 8192 characters")
-        else:
-            try:
-                parts = urlsplit(url)
-                ok = bool(URL_RE.match(url)) and parts.scheme in ("http", "https") and bool(parts.hostname)
-                parts.port  # noqa: B018 - raises ValueError for a bad port
-            except ValueError:
-                ok = False
-            if not ok:
-                errs.add(f"{path}.url", "must be an absolute http:// or https:// URL with a host")
+        _url(errs, f"{path}.url", p["url"])
+    _http_method(errs, path, p)
+
+
+def _url(errs: Errors, path: str, url: Any) -> None:
+    if not isinstance(url, str) or len(url) > 8192:
+        errs.add(path, "must be a string of at most 8192 characters")
+        return
+    try:
+        parts = urlsplit(url)
+        ok = bool(URL_RE.match(url)) and parts.scheme in ("http", "https") and bool(parts.hostname)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        ok = False
+    if not ok:
+        errs.add(path, "must be an absolute http:// or https:// URL with a host")
+
+
+def _http_method(errs: Errors, path: str, p: dict[str, Any]) -> None:
     method = p.get("method", "POST")
     if not isinstance(method, str) or method.upper() not in HTTP_METHODS:
         errs.add(f"{path}.method", f"must be one of {', '.join(sorted(HTTP_METHODS))}")
@@ -373,7 +393,39 @@ def _dedup(errs: Errors, prefix: str, value: Any, spec: TaskSpec) -> None:
         spec.dedup_on_duplicate = value.get("on_duplicate", "keep")
 
 
+def _callbacks(errs: Errors, prefix: str, value: Any, spec: TaskSpec) -> None:
+    """`callbacks`: [{"url": http(s) URL, "events": [...], "headers": {...}}], at most 10."""
+    path = f"{prefix}callbacks"
+    if value is None:
+        spec.callbacks = None
+        return
+    if not isinstance(value, list) or len(value) > MAX_CALLBACKS:
+        errs.add(path, f'must be a list of at most {MAX_CALLBACKS} {{"url", "events", "headers"}} objects')
+        return
+    out = []
+    for i, cb in enumerate(value):
+        at = f"{path}[{i}]"
+        if not isinstance(cb, dict):
+            errs.add(at, 'must be an object: {"url": str, "events": [...], "headers": {...}}')
+            continue
+        _unknown(errs, f"{at}.", cb, frozenset({"url", "events", "headers"}))
+        if "url" not in cb:
+            errs.add(f"{at}.url", "is required: where the event is POSTed")
+        else:
+            _url(errs, f"{at}.url", cb["url"])
+        events = cb.get("events", list(CALLBACK_EVENTS))
+        if not isinstance(events, list) or not events or not all(e in CALLBACK_EVENTS for e in events):
+            errs.add(f"{at}.events", f"must be a non-empty list of {', '.join(CALLBACK_EVENTS)}")
+        if "headers" in cb:
+            _str_map(errs, f"{at}.headers", cb["headers"], header_names=True)
+            _storable(errs, f"{at}.headers", cb["headers"])  # NUL, and secret references' names
+        out.append({"url": cb.get("url"), "events": events, "headers": cb.get("headers", {})})
+    spec.callbacks = out
+
+
 def _policy(errs: Errors, prefix: str, body: dict[str, Any], spec: TaskSpec) -> None:
+    if "callbacks" in body:
+        _callbacks(errs, prefix, body["callbacks"], spec)
     if "concurrency" in body:
         _concurrency(errs, prefix, body["concurrency"], spec)
     if "rate_limit" in body:
@@ -507,6 +559,8 @@ def validate_patch(body: Any, current_type: str, current_cron: str | None) -> tu
                                   {"key": probe.concurrency_key, "limit": probe.concurrency_limit})
     if "rate_limit" in body:
         changes["rate_limit"] = probe.rate_limit
+    if "callbacks" in body:
+        changes["callbacks"] = probe.callbacks
     if "dedup" in body:
         changes["dedup"] = (None if probe.dedup_key is None else
                             {"key": probe.dedup_key, "while": probe.dedup_while,
