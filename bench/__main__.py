@@ -137,8 +137,8 @@ async def main(args: argparse.Namespace) -> None:
         await db.migrate(url)
         pool = await db.create_pool(url)
         await reset(pool)
-        await cluster.api()
-        await cluster.coordinator()
+        api = await cluster.api()
+        coord = await cluster.coordinator()
         worker = await cluster.worker("--import", "bench.handlers", "--types", "bench.noop", name="bench-worker")
         base = cluster.api_url
         await wait_workers(pool)
@@ -183,7 +183,17 @@ async def main(args: argparse.Namespace) -> None:
                   f"p50 {pct(late, 50):.1f} ms, p95 {pct(late, 95):.1f} ms, p99 {pct(late, 99):.1f} ms, "
                   f"max {max(late):.1f} ms, mean {statistics.fmean(late):.1f} ms", flush=True)
 
-        # 4. Transactional enqueue on the application's own connection, in one transaction.
+            # 4. Memory stays bounded: resident memory before and after many more runs.
+            if args.rss:
+                procs = {"api": api.pid, "coordinator": coord.pid, "worker": worker.pid}
+                before_mb = {k: scale.rss_mb(p) for k, p in procs.items()}
+                for i in range(0, args.rss, n):
+                    await drain(s, pool, base, min(n, args.rss - i), creates)
+                after_mb = {k: scale.rss_mb(p) for k, p in procs.items()}
+                print(f"resident memory over {args.rss:,} more runs (--slots {args.slots} worker): "
+                      + ", ".join(f"{k} {before_mb[k]:.0f} -> {after_mb[k]:.0f} MB" for k in procs), flush=True)
+
+        # 5. Transactional enqueue on the application's own connection, in one transaction.
         await reset(pool)
         single, many = await enqueue_rates(url, args.enqueue)
         print(f"skiplock.enqueue in one transaction (asyncpg, {args.enqueue:,} tasks): one call per task "
@@ -205,6 +215,8 @@ if __name__ == "__main__":
     p.add_argument("--tasks", type=int, default=20_000)
     p.add_argument("--late", type=int, default=500)
     p.add_argument("--enqueue", type=int, default=10_000, help="tasks for the transactional enqueue figures")
+    p.add_argument("--rss", type=int, default=0, metavar="N",
+                   help="also run N more no-op runs and print each process's resident memory before and after")
     p.add_argument("--slots", type=int, default=500, help="the tuned run's slots (the other uses the defaults)")
     p.add_argument("--idle-s", type=float, default=10.0)
     p.add_argument("--cron-fleet", type=int, default=0, metavar="N",
