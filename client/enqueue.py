@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -94,40 +95,34 @@ async def enqueue_many(conn: Any, tasks: Sequence[dict[str, Any]]) -> list[uuid.
     return await _write(conn, records) if records else []
 
 
-def _refused(exc: BaseException) -> EnqueueError | None:
-    """What the SQL function refused (SQLSTATE 22023, "field: why"), as an EnqueueError: a
-    rule only the database can check (a rate limit that does not exist)."""
-    if getattr(exc, "sqlstate", None) != "22023":
-        return None
-    text = str(getattr(exc, "message", None) or exc).splitlines()[0]
-    field, _, why = text.partition(": ")
-    return EnqueueError([FieldError(field, why)])
+@contextmanager
+def _refusals() -> Iterator[None]:
+    """What the SQL function refuses (SQLSTATE 22023, "field: why") raises as an
+    EnqueueError: a rule only the database can check (a rate limit that does not exist)."""
+    try:
+        yield
+    except Exception as exc:
+        if getattr(exc, "sqlstate", None) != "22023":
+            raise
+        text = str(getattr(exc, "message", None) or exc).splitlines()[0]
+        field, _, why = text.partition(": ")
+        raise EnqueueError([FieldError(field, why)]) from exc
 
 
 async def _write(conn: Any, records: list[dict[str, Any]]) -> list[uuid.UUID]:
     text = json.dumps(records)
-    try:
+    with _refusals():
         if _is_asyncpg(conn):
             rows = await conn.fetch(ASYNCPG_SQL, text)
         else:
             cur = await conn.execute(PSYCOPG_SQL, (text,))
             rows = await cur.fetchall()
-    except Exception as exc:
-        refused = _refused(exc)
-        if refused is None:
-            raise
-        raise refused from exc
     return [r[0] for r in rows]
 
 
 def enqueue_sync(conn: Any, type: str, payload: Any = None, **fields: Any) -> uuid.UUID:
     """`enqueue` for a psycopg 3 (sync) Connection."""
     text = json.dumps([_record(_spec(type, payload, fields), timeutil.utcnow())])
-    try:
+    with _refusals():
         row = conn.execute(PSYCOPG_SQL, (text,)).fetchone()
-    except Exception as exc:
-        refused = _refused(exc)
-        if refused is None:
-            raise
-        raise refused from exc
     return row[0]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +54,11 @@ def _retry_after(resp: httpx.Response) -> float:
         return min(30.0, max(0.0, float(resp.headers.get("Retry-After", "1"))))
     except ValueError:
         return 1.0
+
+
+def _wait_s(deadline: float) -> float:
+    """The long-poll for the time left (the API waits at most MAX_WAIT_S a request)."""
+    return round(max(0.0, min(deadline - time.monotonic(), MAX_WAIT_S)), 3)
 
 
 def _result(resp: httpx.Response) -> Any:
@@ -164,25 +169,20 @@ class Client(_Methods):
     def wait(self, task_id: str, timeout: float = 30.0) -> dict[str, Any]:
         """The task once it is final (succeeded, failed, cancelled). Long-polls the API, which
         answers the moment the task ends; TimeoutError after `timeout` seconds."""
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            task = self._do(self._get(task_id, wait_s=round(max(0.0, min(left, MAX_WAIT_S)), 3)))
-            if task["state"] in FINAL_TASK_STATES:
-                return task
-            if deadline - time.monotonic() <= 0:
-                raise TimeoutError(f"task {task_id} is {task['state']} after {timeout:g}s")
+        return self._until(lambda w: self._get(task_id, wait_s=w), FINAL_TASK_STATES, f"task {task_id}", timeout)
 
     def wait_run(self, run_id: str, timeout: float = 30.0) -> dict[str, Any]:
         """The run once it ended; TimeoutError after `timeout` seconds."""
+        return self._until(lambda w: self._get_run(run_id, wait_s=w), FINAL_RUN_STATES, f"run {run_id}", timeout)
+
+    def _until(self, call: Callable[[float], Call], final: frozenset[str], what: str, timeout: float) -> Any:
         deadline = time.monotonic() + timeout
         while True:
-            left = deadline - time.monotonic()
-            run = self._do(self._get_run(run_id, wait_s=round(max(0.0, min(left, MAX_WAIT_S)), 3)))
-            if run["state"] in FINAL_RUN_STATES:
-                return run
+            got = self._do(call(_wait_s(deadline)))
+            if got["state"] in final:
+                return got
             if deadline - time.monotonic() <= 0:
-                raise TimeoutError(f"run {run_id} is {run['state']} after {timeout:g}s")
+                raise TimeoutError(f"{what} is {got['state']} after {timeout:g}s")
 
 
 class AsyncClient(_Methods):
@@ -258,23 +258,18 @@ class AsyncClient(_Methods):
         return await self._do(Call("POST", f"/api/tasks/{task_id}/trigger"))
 
     async def wait(self, task_id: str, timeout: float = 30.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            task = await self._do(self._get(task_id, wait_s=round(max(0.0, min(left, MAX_WAIT_S)), 3)))
-            if task["state"] in FINAL_TASK_STATES:
-                return task
-            if deadline - time.monotonic() <= 0:
-                raise TimeoutError(f"task {task_id} is {task['state']} after {timeout:g}s")
+        return await self._until(lambda w: self._get(task_id, wait_s=w), FINAL_TASK_STATES, f"task {task_id}",
+                                 timeout)
 
     async def wait_run(self, run_id: str, timeout: float = 30.0) -> dict[str, Any]:
+        return await self._until(lambda w: self._get_run(run_id, wait_s=w), FINAL_RUN_STATES, f"run {run_id}",
+                                 timeout)
+
+    async def _until(self, call: Callable[[float], Call], final: frozenset[str], what: str, timeout: float) -> Any:
         deadline = time.monotonic() + timeout
         while True:
-            left = deadline - time.monotonic()
-            run = await self._do(self._get_run(run_id, wait_s=round(max(0.0, min(left, MAX_WAIT_S)), 3)))
-            if run["state"] in FINAL_RUN_STATES:
-                return run
+            got = await self._do(call(_wait_s(deadline)))
+            if got["state"] in final:
+                return got
             if deadline - time.monotonic() <= 0:
-                raise TimeoutError(f"run {run_id} is {run['state']} after {timeout:g}s")
-
-
+                raise TimeoutError(f"{what} is {got['state']} after {timeout:g}s")

@@ -201,24 +201,6 @@ def validate_http_payload(errs: Errors, path: str, p: dict[str, Any]) -> None:
         errs.add(f"{path}.url", "is required for an http task")
     else:
         _url(errs, f"{path}.url", p["url"])
-    _http_method(errs, path, p)
-
-
-def _url(errs: Errors, path: str, url: Any) -> None:
-    if not isinstance(url, str) or len(url) > 8192:
-        errs.add(path, "must be a string of at most 8192 characters")
-        return
-    try:
-        parts = urlsplit(url)
-        ok = bool(URL_RE.match(url)) and parts.scheme in ("http", "https") and bool(parts.hostname)
-        parts.port  # noqa: B018 - raises ValueError for a bad port
-    except ValueError:
-        ok = False
-    if not ok:
-        errs.add(path, "must be an absolute http:// or https:// URL with a host")
-
-
-def _http_method(errs: Errors, path: str, p: dict[str, Any]) -> None:
     method = p.get("method", "POST")
     if not isinstance(method, str) or method.upper() not in HTTP_METHODS:
         errs.add(f"{path}.method", f"must be one of {', '.join(sorted(HTTP_METHODS))}")
@@ -236,6 +218,20 @@ def _http_method(errs: Errors, path: str, p: dict[str, Any]) -> None:
             if not codes or not all(_is_number(c) and float(c).is_integer() and 100 <= c <= 599
                                     for c in codes):  # 367.0 is the integer 367 in JSON
                 errs.add(f"{path}.{key}", "must be a status code (100-599) or a list of them")
+
+
+def _url(errs: Errors, path: str, url: Any) -> None:
+    if not isinstance(url, str) or len(url) > 8192:
+        errs.add(path, "must be a string of at most 8192 characters")
+        return
+    try:
+        parts = urlsplit(url)
+        ok = bool(URL_RE.match(url)) and parts.scheme in ("http", "https") and bool(parts.hostname)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        ok = False
+    if not ok:
+        errs.add(path, "must be an absolute http:// or https:// URL with a host")
 
 
 def validate_shell_payload(errs: Errors, path: str, p: dict[str, Any]) -> None:
