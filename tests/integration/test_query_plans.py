@@ -83,3 +83,45 @@ async def test_the_wake_up_timer_reads_only_pending_runs(pool: asyncpg.Pool, his
     scans = _runs_scans(await _plan(pool, query("next_due"), NOW, ["noop"], [], ["paused"], NOW))
     ok = ("skiplock_runs_next_due", "skiplock_runs_claim", "skiplock_runs_rate_limited")
     assert scans and all(any(i in s for i in ok) for s in scans), scans
+
+
+async def _run_analyzed(pool: asyncpg.Pool, sql: str, *args: Any) -> list[dict[str, Any]]:
+    """EXPLAIN ANALYZE in a transaction rolled back: the rows each node really read."""
+    async with pool.acquire() as conn:
+        tr = conn.transaction()
+        await tr.start()
+        try:
+            raw = await conn.fetchval("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, *args)
+        finally:
+            await tr.rollback()
+    return list(_nodes((json.loads(raw) if isinstance(raw, str) else raw)[0]["Plan"]))
+
+
+def _rows_read(nodes: list[dict[str, Any]]) -> int:
+    return sum(int(n["Actual Rows"]) * int(n.get("Actual Loops", 1)) for n in nodes
+               if n.get("Relation Name") == "skiplock_runs" and "Scan" in n["Node Type"])
+
+
+async def test_a_claim_reads_what_it_takes_whatever_the_backlog(pool: asyncpg.Pool, history: dict[str, Any]) -> None:
+    """5,000 runs due at once (and 15,000 later, of the same type): a claim of 10 walks the
+    claim index by type and priority and reads about 10 runs, where sorting every due run
+    read all 5,000."""
+    task = await create(pool, NOW)
+    await pool.execute("""
+        INSERT INTO skiplock_runs (id, task_id, attempt, type, queue, priority, scheduled_for, due_at, state)
+        SELECT gen_random_uuid(), $1, 1, 'noop', 'default', i % 3, $2::timestamptz - make_interval(secs => i),
+               $2::timestamptz - make_interval(secs => i), 'pending'
+        FROM generate_series(1, 5000) AS i""", uuid.UUID(task["id"]), NOW)
+    await pool.execute("ANALYZE skiplock_runs")
+    nodes = await _run_analyzed(pool, query("claim"), NOW, ["noop", "other"], [], 10, ["w1"] * 10, "c", 10.0,
+                                5.0, NOW, [])
+    top = nodes[0]
+    assert top["Actual Rows"] == 10
+    assert _rows_read(nodes) < 200, _runs_scans(nodes)
+    assert not [s for s in _runs_scans(nodes) if s.startswith("Seq Scan")]
+
+
+async def test_ending_tasks_probes_only_their_runs(pool: asyncpg.Pool, history: dict[str, Any]) -> None:
+    tasks = [uuid.UUID((await create(pool, NOW))["id"]) for _ in range(20)]
+    nodes = await _run_analyzed(pool, query("finish_tasks"), tasks, "succeeded", NOW)
+    assert _rows_read(nodes) < 100, _runs_scans(nodes)
