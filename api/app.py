@@ -12,13 +12,14 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import orjson
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from skiplock.api import bulk, dashboard, longpoll, openapi, store
 from skiplock.api.problems import FieldError, Problem, invalid, not_found
 from skiplock.api.views import decode_cursor
-from skiplock.common import logs, timeutil
+from skiplock.common import jsontext, logs, timeutil
 from skiplock.common.config import ApiSettings
 from skiplock.common.metrics import render
 from skiplock.common.states import FINAL_RUN_STATES, FINAL_TASK_STATES, RunState, TaskState
@@ -54,7 +55,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(text=json.dumps(data), status=status, content_type="application/json",
+    return web.Response(body=jsontext.dumps_bytes(data), status=status, content_type="application/json",
                         headers=headers)
 
 
@@ -197,8 +198,12 @@ async def _body(request: web.Request) -> Any:
         raise invalid([FieldError("body", "a JSON body is required")])
     try:
         data = await request.json(loads=strict_loads)
-        # "\ud800" is valid JSON but no text: a lone surrogate cannot be stored (UTF-8).
-        json.dumps(data, ensure_ascii=False).encode()
+        # "\ud800" is valid JSON but no text: a lone surrogate cannot be stored (UTF-8), and
+        # writing the body as UTF-8 finds one (orjson raises TypeError; then json says which).
+        try:
+            orjson.dumps(data)
+        except TypeError:
+            json.dumps(data, ensure_ascii=False).encode()
         return data
     except RecursionError:
         raise invalid([FieldError("body", "is nested too deeply")]) from None

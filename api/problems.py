@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
+from skiplock.common import jsontext
 from skiplock.common.validation import FieldError
 
 __all__ = ["FieldError", "Problem", "invalid", "not_found"]
@@ -32,7 +32,7 @@ class Problem(Exception):
         }
         if self.errors:
             body["errors"] = [{"field": e.field, "message": e.message} for e in self.errors]
-        return web.Response(status=self.status, text=json.dumps(body), content_type=CONTENT_TYPE,
+        return web.Response(status=self.status, body=jsontext.dumps_bytes(body), content_type=CONTENT_TYPE,
                             headers=self.headers)
 
 

@@ -112,7 +112,7 @@ async def create_tasks(pool: asyncpg.Pool, specs: list[TaskSpec], now: datetime,
         if i in deduped:
             out.append(({**earlier[deduped[i]], "deduplicated": True}, False))
         elif tid in inserted:
-            view = _fresh_view(tid, by_id[tid], now, max(fires[tid], now), fleet)
+            view = _fresh_view(records[tid], by_id[tid], now, max(fires[tid], now), fleet)
             view["warnings"] = warnings.get(spec.type, [])
             out.append(({**view, "deduplicated": tid in seen and spec.dedup_key is not None}, tid not in seen))
             seen.add(tid)
@@ -176,11 +176,12 @@ async def _dedup(conn: asyncpg.Connection, specs: list[TaskSpec], ids: list[uuid
             first[key] = tid
 
 
-def _fresh_view(tid: uuid.UUID, spec: TaskSpec, now: datetime, due: datetime, fleet: waiting.Fleet) -> dict[str, Any]:
+def _fresh_view(record: dict[str, Any], spec: TaskSpec, now: datetime, due: datetime,
+                fleet: waiting.Fleet) -> dict[str, Any]:
+    """A task just inserted, viewed from its record (no read back)."""
     row = {
-        "id": tid, "status": TaskStatus.ACTIVE.value, "has_running": False, "next_due": due,
+        **record, "status": TaskStatus.ACTIVE.value, "has_running": False, "next_due": due,
         "lost_runs": 0, "created_at": now, "updated_at": now, "pending_due": due, "pending_reason": "schedule",
-        **{k: v for k, v in task_record(spec, tid).items() if k not in ("id", "request_hash")},
     }
     row["run_at"] = spec.run_at
     return task_view(row, None, waiting.task_waiting(row, fleet, now))

@@ -44,6 +44,11 @@ def parse_rfc3339(value: str) -> datetime:
 def iso(value: datetime | None) -> str | None:
     if value is None:
         return None
+    return _iso(value)
+
+
+@functools.lru_cache(maxsize=4096)  # a batch's views share their created_at and due times
+def _iso(value: datetime) -> str:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from skiplock.common import logs
+from skiplock.common import jsontext, logs
 from skiplock.common.errors import DatabaseUnavailable
 from skiplock.sql import migrations_dir
 
@@ -73,8 +73,8 @@ def retry_conflicts(fn: Callable[P, Awaitable[T]], attempts: int = 4) -> Callabl
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
-    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
-    await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    await conn.set_type_codec("jsonb", encoder=jsontext.dumps, decoder=json.loads, schema="pg_catalog")
+    await conn.set_type_codec("json", encoder=jsontext.dumps, decoder=json.loads, schema="pg_catalog")
 
 
 async def _no_reset(conn: asyncpg.Connection) -> None:

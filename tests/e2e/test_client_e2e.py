@@ -137,6 +137,11 @@ async def test_callbacks_are_signed_and_verify_with_standardwebhooks(cluster: Cl
         assert body["task"]["id"] == t["id"]
         with pytest.raises(WebhookVerificationError):
             wh.verify(h.body.replace(b'"attempt"', b'"attempts"'), headers)
-    # The deliveries are tasks in the history like any other.
-    status, page = await cluster.request("GET", "/api/tasks?name=callback&limit=50")
-    assert {x["state"] for x in page["tasks"]} == {"succeeded"}
+    # The deliveries are tasks in the history like any other. The receiver can answer before
+    # the worker's result for its delivery is written, so wait for the three to end.
+    async def delivered() -> list[dict]:
+        status, page = await cluster.request("GET", "/api/tasks?name=callback&limit=50")
+        return page["tasks"] if all(x["state"] not in ("pending", "running") for x in page["tasks"]) else []
+
+    tasks = await wait_until(delivered, 30, what="the deliveries' tasks to end")
+    assert len(tasks) == 3 and {x["state"] for x in tasks} == {"succeeded"}
