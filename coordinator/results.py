@@ -5,6 +5,7 @@ nothing reported is dropped while the process lives."""
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 
@@ -88,8 +89,8 @@ class ResultWriter:
             applied = await apply_results(conn, batch, self.clock(), self.settings.max_lost_runs)
         self.metrics.retries.inc(applied.retries)
         done = {e.id for e in applied.rows} | applied.duplicates
-        for e in applied.rows:
-            self.metrics.results.labels(e.state).inc()
+        for state, n in Counter(e.state for e in applied.rows).items():
+            self.metrics.results.labels(state).inc(n)
         for r in batch:
             if r.run_id not in done:
                 self.metrics.stale.inc()
