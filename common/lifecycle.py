@@ -4,12 +4,27 @@ stop signals, side tasks under supervision, and cancelling what is left."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 from collections.abc import Callable, Iterable
 
 from skiplock.common import logs
 
 log = logs.get("skiplock.lifecycle")
+
+# Objects made per run (rows, messages, coroutines) are freed by reference counting; the
+# cyclic collector's young generation, run every 700 allocations by default, found nothing to
+# free and cost a coordinator a tenth of its CPU in a drain. Measured on 2 cores, 20,000
+# no-ops, six interleaved runs each: 4,757 -> 5,213 runs/s.
+GC_YOUNG_THRESHOLD = 20_000
+
+
+def tune_gc() -> None:
+    """For a long-lived process, once it has imported what it needs: what is alive now is
+    kept out of every collection (gc.freeze), and young collections run less often."""
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
 def install_stop_signals(stop: asyncio.Event, on_repeat: Callable[[], None] | None = None) -> None:
