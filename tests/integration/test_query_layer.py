@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from skiplock.sql import query
-from skiplock.sql.statements import ClaimedRun, EndedRun
+from skiplock.sql import query, statements
+from skiplock.sql.statements import ClaimedRun, EndedRun, fields
 from tests.integration.helpers import claim, create
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
 
-def _fields(cls: type) -> list[str]:
-    return [f.name for f in dataclasses.fields(cls)]
+def _fields(cls: type[asyncpg.Record]) -> list[str]:
+    return fields(cls)
 
 
 async def test_typed_rows_are_the_returning_lists(pool: asyncpg.Pool) -> None:
@@ -28,3 +27,17 @@ async def test_typed_rows_are_the_returning_lists(pool: asyncpg.Pool) -> None:
     assert list(finished.keys()) == _fields(EndedRun)
     [reaped] = await pool.fetch(query("reap_expired"), NOW + timedelta(hours=1), 10)
     assert list(reaped.keys()) == _fields(EndedRun) and reaped["id"] == b["id"] and reaped["lost"] is True
+
+
+async def test_typed_rows_read_their_columns_by_name(pool: asyncpg.Pool) -> None:
+    """A field reads the column of its own name, as row["name"] does."""
+    await create(pool, NOW)
+    [a] = await statements.claim(pool, now=NOW, horizon=NOW, types=["noop"], queues=[], slots=["w1"],
+                                 coordinator_id="c", lease_s=10.0, timeout_grace_s=5.0)
+    assert isinstance(a, ClaimedRun)
+    assert all(getattr(a, f) == a[f] for f in _fields(ClaimedRun))
+    [ended] = await statements.finish_runs(pool, run_ids=[a.id], tokens=[a.lease_token], states=["succeeded"],
+                                           results=[None], errors=[None], finished_at=[NOW], retryable=[True],
+                                           retry_after_s=[0.0], released=[False], worker_ids=["w1"])
+    assert isinstance(ended, EndedRun) and ended.id == a.id and ended.state == "succeeded"
+    assert all(getattr(ended, f) == ended[f] for f in _fields(EndedRun))
