@@ -22,7 +22,7 @@ from skiplock.common.states import RunState, TaskState, TaskStatus
 from skiplock.common.validation import TaskSpec
 from skiplock.sql import statements
 from skiplock.sql.db import retry_conflicts
-from skiplock.sql.new_runs import NewRun, insert_runs, task_record
+from skiplock.sql.new_runs import NewRun, first_run, insert_runs, task_record
 
 
 class Conflict(SkiplockError):
@@ -81,7 +81,8 @@ async def create_tasks(pool: asyncpg.Pool, specs: list[TaskSpec], now: datetime,
     async with pool.acquire() as conn, conn.transaction():
         await _check_rate_limits(conn, specs, batch)
         await _dedup(conn, specs, ids, records, fires, by_id, deduped, now)
-        inserted = await statements.insert_tasks(conn, records=list(records.values()), now=now)
+        inserted = await statements.insert_tasks(
+            conn, records=[first_run(r, fires[tid], now) for tid, r in records.items()], now=now)
         existing: dict[str, uuid.UUID] = {}
         lost_keys = [r["idempotency_key"] for tid, r in records.items() if tid not in inserted]
         if lost_keys:
@@ -94,14 +95,6 @@ async def create_tasks(pool: asyncpg.Pool, specs: list[TaskSpec], now: datetime,
                                    f"(task {r['id']}); send the same request to get that task, or use a new key")
         # A record not inserted: its idempotency key belongs to a task created earlier.
         earlier_of = {tid: existing[r["idempotency_key"]] for tid, r in records.items() if tid not in inserted}
-        runs = []
-        for tid in inserted:
-            spec, fire = by_id[tid], fires[tid]
-            runs.append(NewRun(task_id=tid, attempt=1, type=spec.type, queue=spec.queue,
-                               priority=spec.priority, scheduled_for=fire, due_at=max(fire, now),
-                               concurrency_key=spec.concurrency_key, concurrency_limit=spec.concurrency_limit,
-                               rate_limit=spec.rate_limit))
-        await insert_runs(conn, runs, now)
     fleet = await waiting.fleet(pool, now, lease_s)
     others = [*earlier_of.values(), *deduped.values()]
     earlier = await get_tasks(pool, others, lease_s=lease_s, fleet=fleet) if others else {}

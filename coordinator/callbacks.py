@@ -26,7 +26,7 @@ from skiplock.common import logs, timeutil
 from skiplock.common.ids import new_id
 from skiplock.common.validation import validate_create
 from skiplock.sql import statements
-from skiplock.sql.new_runs import NewRun, insert_runs, task_record
+from skiplock.sql.new_runs import first_run, task_record
 
 log = logs.get("skiplock.callbacks")
 DELIVERY_ATTEMPTS = 8  # 1 s, 2 s, 4 s … up to 5 min apart: a receiver may be down a while
@@ -79,7 +79,7 @@ def skipped_event(row: Any, why: str, now: datetime) -> Event:
 
 async def deliver(conn: asyncpg.Connection, events: Iterable[Event], now: datetime) -> int:
     """Make the delivery tasks for `events`, in the caller's transaction; returns how many."""
-    records, runs = [], []
+    records: list[dict[str, Any]] = []
     for e in events:
         body = event_body(e, now)
         for i, cb in enumerate(e.callbacks):
@@ -93,12 +93,7 @@ async def deliver(conn: asyncpg.Connection, events: Iterable[Event], now: dateti
             if spec is None:  # checked when the task was made; a rule changed since
                 log.warning("callback_refused", task_id=e.task["id"], errors=[x.message for x in errors])
                 continue
-            tid = new_id()
-            records.append(task_record(spec, tid))
-            runs.append((tid, spec))
+            records.append(first_run(task_record(spec, new_id()), now, now))
     if not records:
         return 0
-    inserted = await statements.insert_tasks(conn, records=records, now=now)
-    await insert_runs(conn, [NewRun(task_id=tid, attempt=1, type="http", queue=spec.queue, priority=spec.priority,
-                                    scheduled_for=now, due_at=now) for tid, spec in runs if tid in inserted], now)
-    return len(inserted)
+    return len(await statements.insert_tasks(conn, records=records, now=now))

@@ -64,3 +64,12 @@ def task_record(spec: TaskSpec, task_id: uuid.UUID) -> dict[str, Any]:
         "rate_limit": spec.rate_limit, "dedup_key": spec.dedup_key, "dedup_while": spec.dedup_while,
         "dedup_on_duplicate": spec.dedup_on_duplicate, "callbacks": spec.callbacks,
     }
+
+
+def first_run(record: dict[str, Any], fire: datetime, now: datetime) -> dict[str, Any]:
+    """A task record with its first run (insert_tasks makes both): due at its fire time, or
+    now if that has passed."""
+    record["run_id"] = str(new_id())
+    record["scheduled_for"] = timeutil.iso(fire)
+    record["due_at"] = timeutil.iso(max(fire, now))
+    return record

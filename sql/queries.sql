@@ -12,25 +12,43 @@
 -- the lookup is an index or hashed scan whatever the statistics say.
 
 -- name: insert_tasks
--- $1: jsonb array of task records. Idempotency keys already present are skipped.
-INSERT INTO skiplock_tasks (id, name, type, payload, queue, priority, run_at, cron, timezone,
-                            catch_up, overlap, max_attempts, timeout_s, retry_backoff_s,
-                            retry_backoff_max_s, retry_jitter, idempotency_key, request_hash,
-                            concurrency_key, concurrency_limit, rate_limit, dedup_key, dedup_while,
-                            dedup_on_duplicate, callbacks, created_at, updated_at)
-SELECT id, name, type, payload, queue, priority, run_at, cron, timezone, catch_up, overlap,
-       max_attempts, timeout_s, retry_backoff_s, retry_backoff_max_s, retry_jitter,
-       idempotency_key, request_hash, concurrency_key, concurrency_limit, rate_limit, dedup_key, dedup_while,
-       dedup_on_duplicate, callbacks, $2, $2
-FROM jsonb_to_recordset($1::jsonb) AS t(
-    id uuid, name text, type text, payload jsonb, queue text, priority integer,
-    run_at timestamptz, cron text, timezone text, catch_up text, overlap text,
-    max_attempts integer, timeout_s double precision, retry_backoff_s double precision,
-    retry_backoff_max_s double precision, retry_jitter boolean, idempotency_key text,
-    request_hash text, concurrency_key text, concurrency_limit integer, rate_limit text, dedup_key text,
-    dedup_while text, dedup_on_duplicate text, callbacks jsonb)
-ON CONFLICT (idempotency_key) DO NOTHING
-RETURNING id;
+-- $1: jsonb array of task records, each with its first run's id, time and due time
+-- (run_id, scheduled_for, due_at). Tasks whose idempotency key is already taken are
+-- skipped, with their runs. One statement makes both (a run's task, inserted by the same
+-- statement, satisfies its foreign key at the statement's end), and wakes coordinators with
+-- the earliest due time, as insert_runs does.
+WITH t AS (
+    INSERT INTO skiplock_tasks (id, name, type, payload, queue, priority, run_at, cron, timezone,
+                                catch_up, overlap, max_attempts, timeout_s, retry_backoff_s,
+                                retry_backoff_max_s, retry_jitter, idempotency_key, request_hash,
+                                concurrency_key, concurrency_limit, rate_limit, dedup_key, dedup_while,
+                                dedup_on_duplicate, callbacks, created_at, updated_at)
+    SELECT id, name, type, payload, queue, priority, run_at, cron, timezone, catch_up, overlap,
+           max_attempts, timeout_s, retry_backoff_s, retry_backoff_max_s, retry_jitter,
+           idempotency_key, request_hash, concurrency_key, concurrency_limit, rate_limit, dedup_key, dedup_while,
+           dedup_on_duplicate, callbacks, $2, $2
+    FROM jsonb_to_recordset($1::jsonb) AS t(
+        id uuid, name text, type text, payload jsonb, queue text, priority integer,
+        run_at timestamptz, cron text, timezone text, catch_up text, overlap text,
+        max_attempts integer, timeout_s double precision, retry_backoff_s double precision,
+        retry_backoff_max_s double precision, retry_jitter boolean, idempotency_key text,
+        request_hash text, concurrency_key text, concurrency_limit integer, rate_limit text, dedup_key text,
+        dedup_while text, dedup_on_duplicate text, callbacks jsonb)
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING id, type, queue, priority, concurrency_key, concurrency_limit, rate_limit
+), r AS (
+    INSERT INTO skiplock_runs (id, task_id, attempt, type, queue, priority, scheduled_for,
+                               due_at, reason, created_at, concurrency_key, concurrency_limit, rate_limit)
+    SELECT x.run_id, t.id, 1, t.type, t.queue, t.priority, x.scheduled_for, x.due_at, 'schedule', $2,
+           t.concurrency_key, t.concurrency_limit, t.rate_limit
+    FROM t JOIN jsonb_to_recordset($1::jsonb) AS x(id uuid, run_id uuid, scheduled_for timestamptz,
+                                                    due_at timestamptz) ON x.id = t.id
+    RETURNING due_at
+), woken AS (
+    SELECT pg_notify('skiplock_wake', extract(epoch FROM min(due_at))::text) FROM r
+    HAVING min(due_at) < 'infinity'
+)
+SELECT t.id, (SELECT count(*) FROM woken) AS woken FROM t;
 
 -- name: tasks_by_idempotency_key
 -- The tasks that already own these keys, with the fingerprint of the request that made them.

@@ -283,8 +283,9 @@ async def counts(conn: Conn, *, now: datetime) -> asyncpg.Record:
 # --- tasks (the API) -------------------------------------------------------------------------
 
 async def insert_tasks(conn: Conn, *, records: Sequence[dict[str, Any]], now: datetime) -> set[uuid.UUID]:
-    """Insert tasks from their JSON records; returns the ids inserted (an idempotency key
-    already taken leaves its record out)."""
+    """Insert tasks and their first runs from their JSON records (new_runs.task_record, with
+    first_run); returns the ids inserted (an idempotency key already taken leaves its record
+    out, and its run)."""
     return {r["id"] for r in await conn.fetch(query("insert_tasks"), list(records), now)}
 
 
