@@ -12,7 +12,6 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-import orjson
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -199,11 +198,8 @@ async def _body(request: web.Request) -> Any:
     try:
         data = await request.json(loads=strict_loads)
         # "\ud800" is valid JSON but no text: a lone surrogate cannot be stored (UTF-8), and
-        # writing the body as UTF-8 finds one (orjson raises TypeError; then json says which).
-        try:
-            orjson.dumps(data)
-        except TypeError:
-            json.dumps(data, ensure_ascii=False).encode()
+        # writing the body as UTF-8 finds one (UnicodeEncodeError).
+        jsontext.dumps_bytes(data)
         return data
     except RecursionError:
         raise invalid([FieldError("body", "is nested too deeply")]) from None

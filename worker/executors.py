@@ -186,13 +186,13 @@ async def run_custom(fn: HandlerFn, payload: dict[str, Any], ctx: Context, cap: 
     except Exception as exc:
         return Outcome("failed", None, _describe(exc), retryable=True)
     try:
-        text = json.dumps(value)
+        text = json.dumps(value, allow_nan=False)  # NaN and Infinity are not JSON; jsonb refuses them
     except (TypeError, ValueError) as exc:
         return Outcome("failed", None, f"handler returned a value that is not JSON: {exc}", retryable=False)
     if len(text) > RESULT_CAP_FACTOR * cap:
         # Too big to keep whole: keep a preview and say so, like captured output.
-        value = {"truncated": True, "size_bytes": len(text), "preview": text[:cap]}
-    return Outcome("succeeded", value)
+        return Outcome("succeeded", {"truncated": True, "size_bytes": len(text), "preview": text[:cap]})
+    return Outcome("succeeded", value, result_json=text if value is not None else None)
 
 
 def _describe(exc: BaseException) -> str:

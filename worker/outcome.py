@@ -15,6 +15,7 @@ class Outcome:
     retry_after_s: float = 0.0
     released: bool = False  # not finished because this worker is shutting down
     throttled: bool = False  # the target asked us to slow down (429/503 with Retry-After)
+    result_json: str | None = None  # `result` as JSON, when the executor already wrote it
 
 
 def cap_text(data: bytes, cap: int) -> tuple[str, bool]:

@@ -193,7 +193,7 @@ class Worker:
              duration_ms=round((time.time() - started) * 1000))
         self.outbox.append(pb.Result(
             run_id=a.run_id, lease_token=a.lease_token, outcome=OUTCOMES[RunState(outcome.state)],
-            result_json=jsontext.dumps(outcome.result) if outcome.result is not None else "",
+            result_json=outcome.result_json or (jsontext.dumps(outcome.result) if outcome.result is not None else ""),
             error=outcome.error or "", retryable=outcome.retryable, released=outcome.released,
             throttled=outcome.throttled,
             retry_after_s=outcome.retry_after_s, started_at=started, finished_at=time.time()))

@@ -1,10 +1,12 @@
 """The worker keeps user code in its place: sync handlers on their own threads, told when to
-stop; a handler can ask for a later retry; a dead side task is a non-zero exit."""
+stop; a handler can ask for a later retry; its result is JSON, written once; a dead side task
+is a non-zero exit."""
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import threading
 import time
 from datetime import UTC, datetime
@@ -65,6 +67,22 @@ async def test_a_handler_can_ask_for_a_later_retry() -> None:
     outcome = await run_custom(busy, {}, _ctx(), 1024)
     assert (outcome.state, outcome.retryable, outcome.retry_after_s) == ("failed", True, 30.0)
     assert outcome.error == "the partner said come back later"
+
+
+async def test_a_handlers_result_is_written_once_and_must_be_json() -> None:
+    async def fine(payload: dict[str, Any], ctx: Context) -> dict[str, Any]:
+        return {"n": 2**70, "s": "é"}
+
+    outcome = await run_custom(fine, {}, _ctx(), 1024)
+    assert outcome.state == "succeeded" and outcome.result_json is not None
+    assert json.loads(outcome.result_json) == outcome.result == {"n": 2**70, "s": "é"}
+
+    async def nan(payload: dict[str, Any], ctx: Context) -> float:
+        return float("nan")  # not JSON: PostgreSQL's jsonb would refuse the whole result batch
+
+    outcome = await run_custom(nan, {}, _ctx(), 1024)
+    assert (outcome.state, outcome.retryable) == ("failed", False)
+    assert outcome.error is not None and "not JSON" in outcome.error
 
 
 async def test_a_worker_whose_side_task_dies_stops_with_an_error() -> None:
