@@ -58,23 +58,22 @@ def ended_events(row: Any, retried: bool, final_status: str | None) -> list[str]
     return []
 
 
+def _event(kind: str, row: Any, state: str, finished_at: datetime | None, result: Any, error: str | None) -> Event:
+    task = {"id": str(row["task_id"]), "name": row["task_name"], "type": row["type"], "queue": row["queue"]}
+    run = {"id": str(row["id"]), "attempt": row["attempt"], "state": state,
+           "scheduled_for": timeutil.iso(row["scheduled_for"]), "finished_at": timeutil.iso(finished_at),
+           "result": result, "error": error}
+    return Event(kind, row["callbacks"], task, run, row["id"], row["queue"])
+
+
 def ended_event(kind: str, row: Any) -> Event:
     result = row["result"]
-    return Event(kind, row["callbacks"],
-                 {"id": str(row["task_id"]), "name": row["task_name"], "type": row["type"], "queue": row["queue"]},
-                 {"id": str(row["id"]), "attempt": row["attempt"], "state": row["state"],
-                  "scheduled_for": timeutil.iso(row["scheduled_for"]), "finished_at": timeutil.iso(row["finished_at"]),
-                  "result": json.loads(result) if isinstance(result, str) else result, "error": row["error"]},
-                 row["id"], row["queue"])
+    return _event(kind, row, row["state"], row["finished_at"],
+                  json.loads(result) if isinstance(result, str) else result, row["error"])
 
 
 def skipped_event(row: Any, why: str, now: datetime) -> Event:
-    return Event("skipped", row["callbacks"],
-                 {"id": str(row["task_id"]), "name": row["task_name"], "type": row["type"], "queue": row["queue"]},
-                 {"id": str(row["id"]), "attempt": row["attempt"], "state": "skipped",
-                  "scheduled_for": timeutil.iso(row["scheduled_for"]), "finished_at": timeutil.iso(now),
-                  "result": None, "error": why},
-                 row["id"], row["queue"])
+    return _event("skipped", row, "skipped", now, None, why)
 
 
 async def deliver(conn: asyncpg.Connection, events: Iterable[Event], now: datetime) -> int:
