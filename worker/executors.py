@@ -64,8 +64,7 @@ async def run_http(session: aiohttp.ClientSession, payload: dict[str, Any], time
     elif "body" in payload:
         body = payload["body"].encode()
     if signing_key is not None:
-        msg_id = (identity or {}).get("Idempotency-Key") or headers.get("Idempotency-Key") or ""
-        headers.update(signing.headers(signing_key, msg_id, body))
+        headers.update(signing.headers(signing_key, headers.get("Idempotency-Key", ""), body))
     kwargs: dict[str, Any] = {"headers": headers, "timeout": aiohttp.ClientTimeout(total=req_timeout)}
     if "json" in payload or "body" in payload:
         kwargs["data"] = body

@@ -11,6 +11,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from skiplock.worker import signing
 from skiplock.worker.executors import run_http
 
 CAP = 64 * 1024
@@ -28,10 +29,19 @@ async def _in_pieces(request: web.Request) -> web.StreamResponse:
     return resp
 
 
+SEEN: list[tuple[dict[str, str], bytes]] = []
+
+
+async def _record(request: web.Request) -> web.Response:
+    SEEN.append((dict(request.headers), await request.read()))
+    return web.Response(text="ok")
+
+
 @pytest.fixture
 async def base() -> AsyncIterator[str]:
     app = web.Application()
     app.router.add_get("/body", _in_pieces)
+    app.router.add_post("/hook", _record)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     yield str(server.make_url(""))
@@ -51,3 +61,21 @@ async def test_body_is_read_up_to_the_cap_across_reads(base: str, size: int, pie
                                  10.0, CAP)
     assert outcome.state == "succeeded"
     assert len(outcome.result["body"]) == kept and outcome.result["body_truncated"] is cut
+
+
+@pytest.mark.parametrize("own_key", [None, "order-42"])
+async def test_a_signed_request_names_the_idempotency_key_it_sends(base: str, own_key: str | None) -> None:
+    """The webhook-id a receiver checks is the Idempotency-Key it received: the run's, or the
+    task's own when its headers set one."""
+    from standardwebhooks import Webhook
+
+    secret = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    SEEN.clear()
+    payload = {"url": f"{base}/hook", "json": {"a": 1}, **({"headers": {"Idempotency-Key": own_key}} if own_key else {})}
+    async with aiohttp.ClientSession() as session:
+        outcome = await run_http(session, payload, 10.0, CAP, {"Idempotency-Key": "task/slot"}, signing.key(secret))
+    assert outcome.state == "succeeded"
+    [(headers, body)] = SEEN
+    lower = {k.lower(): v for k, v in headers.items()}
+    assert lower["idempotency-key"] == (own_key or "task/slot") == lower["webhook-id"]
+    Webhook(secret).verify(body, lower)  # raises if the signature does not hold
