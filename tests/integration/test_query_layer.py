@@ -13,20 +13,16 @@ from tests.integration.helpers import claim, create
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
 
-def _fields(cls: type[asyncpg.Record]) -> list[str]:
-    return fields(cls)
-
-
 async def test_typed_rows_are_the_returning_lists(pool: asyncpg.Pool) -> None:
     await create(pool, NOW)
     await create(pool, NOW)
     a, b = await claim(pool, NOW, 2)
-    assert list(a.keys()) == _fields(ClaimedRun)
+    assert list(a.keys()) == fields(ClaimedRun)
     [finished] = await pool.fetch(query("finish_runs"), [a["id"]], [a["lease_token"]], ["succeeded"], [None],
                                   [None], [NOW], [True], [0.0], [False], ["w1"])
-    assert list(finished.keys()) == _fields(EndedRun)
+    assert list(finished.keys()) == fields(EndedRun)
     [reaped] = await pool.fetch(query("reap_expired"), NOW + timedelta(hours=1), 10)
-    assert list(reaped.keys()) == _fields(EndedRun) and reaped["id"] == b["id"] and reaped["lost"] is True
+    assert list(reaped.keys()) == fields(EndedRun) and reaped["id"] == b["id"] and reaped["lost"] is True
 
 
 async def test_typed_rows_read_their_columns_by_name(pool: asyncpg.Pool) -> None:
@@ -35,9 +31,9 @@ async def test_typed_rows_read_their_columns_by_name(pool: asyncpg.Pool) -> None
     [a] = await statements.claim(pool, now=NOW, horizon=NOW, types=["noop"], queues=[], slots=["w1"],
                                  coordinator_id="c", lease_s=10.0, timeout_grace_s=5.0)
     assert isinstance(a, ClaimedRun)
-    assert all(getattr(a, f) == a[f] for f in _fields(ClaimedRun))
+    assert all(getattr(a, f) == a[f] for f in fields(ClaimedRun))
     [ended] = await statements.finish_runs(pool, run_ids=[a.id], tokens=[a.lease_token], states=["succeeded"],
                                            results=[None], errors=[None], finished_at=[NOW], retryable=[True],
                                            retry_after_s=[0.0], released=[False], worker_ids=["w1"])
     assert isinstance(ended, EndedRun) and ended.id == a.id and ended.state == "succeeded"
-    assert all(getattr(ended, f) == ended[f] for f in _fields(EndedRun))
+    assert all(getattr(ended, f) == ended[f] for f in fields(EndedRun))

@@ -28,12 +28,15 @@ def test_ids_are_version_7_and_strictly_increasing() -> None:
 
 def test_a_full_counter_moves_to_the_next_millisecond(monkeypatch: pytest.MonkeyPatch) -> None:
     first = ids.new_id()
+    monkeypatch.setattr(time, "time_ns", lambda: _ms(first) * 1_000_000)  # still that millisecond
     monkeypatch.setattr(ids, "_counter", (1 << 42) - 1)
     nxt = ids.new_id()
-    assert nxt > first and _ms(nxt) >= _ms(first)
+    assert nxt > first and _ms(nxt) == _ms(first) + 1
+    assert nxt.version == 7 and nxt.variant == uuid.RFC_4122
 
 
 def test_a_clock_that_steps_back_does_not_reorder_ids(monkeypatch: pytest.MonkeyPatch) -> None:
     first = ids.new_id()
     monkeypatch.setattr(time, "time_ns", lambda: (_ms(first) - 5_000) * 1_000_000)
-    assert ids.new_id() > first
+    nxt = ids.new_id()
+    assert nxt > first and _ms(nxt) == _ms(first) and nxt.version == 7
